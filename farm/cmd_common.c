@@ -1,0 +1,79 @@
+#include "cmd_common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "ydoc.h"
+
+int farm_cmd_load_inventory(struct farm_inventory **out, const char *path)
+{
+	struct farm_diags d = { 0 };
+	struct farm_err e = { 0 };
+	int rc = farm_inventory_load(out, path, &d, &e);
+	if (rc) {
+		if (d.n)
+			farm_diags_print(&d, stderr);
+		else
+			fprintf(stderr, "%s: error: %s\n", path, e.msg);
+		fprintf(stderr, "mpfarm: inventory %s is not usable; fix the problems above "
+				"(schema: inventories/README.md)\n", path);
+	}
+	farm_diags_free(&d);
+	return rc ? FARM_EXIT_USAGE : 0;
+}
+
+int farm_cmd_split_list(const char *s, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		if (*p == ',')
+			cap++;
+	char **v = calloc(cap + 1, sizeof *v);
+	if (!v)
+		return -1;
+	size_t k = 0;
+	const char *p = s;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		if (len) {
+			v[k] = strndup(p, len);
+			if (!v[k]) {
+				farm_strv_free(v, k);
+				return -1;
+			}
+			k++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int farm_cmd_mkdirs(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}

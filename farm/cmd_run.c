@@ -1,0 +1,236 @@
+/* mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR] [--boards ID,...] [--tags T,...] */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd_common.h"
+#include "job.h"
+#include "junit.h"
+#include "result.h"
+#include "suite.h"
+#include "ui.h"
+#include "ydoc.h"
+
+#define MAX_SUITES 64
+
+struct run_opts {
+	const char *inventory;
+	const char *suites[MAX_SUITES];
+	size_t n_suites;
+	const char *report_dir;
+	char **boards;
+	size_t n_boards;
+	char **tags;
+	size_t n_tags;
+	int verbose, quiet;
+};
+
+static int parse_args(struct run_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "inventory", required_argument, NULL, 'i' },
+		{ "suite", required_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "boards", required_argument, NULL, 'b' },
+		{ "tags", required_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:s:o:vq", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			o->inventory = optarg;
+			break;
+		case 's':
+			if (o->n_suites == MAX_SUITES) {
+				fprintf(stderr, "mpfarm run: at most %d suites\n", MAX_SUITES);
+				return -1;
+			}
+			o->suites[o->n_suites++] = optarg;
+			break;
+		case 'o':
+			o->report_dir = optarg;
+			break;
+		case 'b':
+			farm_strv_free(o->boards, o->n_boards);
+			if (farm_cmd_split_list(optarg, &o->boards, &o->n_boards))
+				return -1;
+			break;
+		case 'T':
+			farm_strv_free(o->tags, o->n_tags);
+			if (farm_cmd_split_list(optarg, &o->tags, &o->n_tags))
+				return -1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mpfarm run: unexpected argument \"%s\"\n", argv[optind]);
+		return -1;
+	}
+	if (!o->inventory || !o->n_suites) {
+		fprintf(stderr, "mpfarm run: -i INVENTORY and at least one -s SUITE are required\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Boards selected by --boards and --tags (a board must carry every tag). */
+static int select_boards(const struct farm_inventory *inv, const struct run_opts *o,
+			 const struct farm_board **sel, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < o->n_boards; i++) {
+		if (farm_inventory_board(inv, o->boards[i]))
+			continue;
+		const char *ids[257];
+		size_t k = 0;
+		for (; k < inv->n_boards && k < 256; k++)
+			ids[k] = inv->boards[k].id;
+		ids[k] = NULL;
+		const char *dym = farm_did_you_mean(o->boards[i], ids);
+		fprintf(stderr, "mpfarm run: --boards: no board \"%s\" in %s%s%s%s\n", o->boards[i],
+			o->inventory, dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
+		return -1;
+	}
+	for (size_t i = 0; i < inv->n_boards; i++) {
+		const struct farm_board *b = &inv->boards[i];
+		int ok = 1;
+		if (o->n_boards) {
+			ok = 0;
+			for (size_t k = 0; k < o->n_boards; k++)
+				if (!strcmp(o->boards[k], b->id))
+					ok = 1;
+		}
+		for (size_t k = 0; ok && k < o->n_tags; k++)
+			if (!farm_board_has_tag(b, o->tags[k]))
+				ok = 0;
+		if (ok)
+			sel[(*n)++] = b;
+	}
+	return 0;
+}
+
+static int exit_code(const struct farm_run_result *r, int interrupted)
+{
+	if (interrupted)
+		return FARM_EXIT_INTERRUPTED;
+	struct farm_totals t;
+	farm_run_totals(r, &t);
+	if (t.errors)
+		return FARM_EXIT_INFRA;
+	if (t.failures)
+		return FARM_EXIT_FAILED;
+	return FARM_EXIT_OK;
+}
+
+int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
+{
+	struct run_opts o = { .report_dir = "reports" };
+	struct farm_inventory *inv = NULL;
+	struct farm_suite *suites[MAX_SUITES] = { 0 };
+	const struct farm_board **sel = NULL;
+	struct farm_run_result result = { 0 };
+	struct farm_err e = { 0 };
+	int ret = FARM_EXIT_USAGE;
+
+	if (parse_args(&o, argc, argv)) {
+		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
+				"       [--boards ID,...] [--tags TAG,...] [-v] [-q]\n");
+		goto out;
+	}
+	if ((ret = farm_cmd_load_inventory(&inv, o.inventory)))
+		goto out;
+	ret = FARM_EXIT_USAGE;
+	struct farm_suite_opts sopts = { 0 };
+	for (size_t i = 0; i < o.n_suites; i++) {
+		struct farm_diags d = { 0 };
+		if (farm_suite_load(&suites[i], o.suites[i], &sopts, &d, &e)) {
+			if (d.n)
+				farm_diags_print(&d, stderr);
+			else
+				fprintf(stderr, "%s: error: %s\n", o.suites[i], e.msg);
+			fprintf(stderr, "mpfarm: suite %s is not usable; fix the problems above "
+					"(schema: suites/README.md)\n", o.suites[i]);
+			farm_diags_free(&d);
+			goto out;
+		}
+		farm_diags_free(&d);
+	}
+	sel = calloc(inv->n_boards ? inv->n_boards : 1, sizeof *sel);
+	size_t n_sel = 0;
+	if (!sel) {
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+	if (select_boards(inv, &o, sel, &n_sel))
+		goto out;
+	if (n_sel == 0) {
+		fprintf(stderr, "mpfarm run: no board of %s matches the selection (--boards/--tags)\n",
+			o.inventory);
+		goto out;
+	}
+	char log_dir[4096];
+	snprintf(log_dir, sizeof log_dir, "%s/logs", o.report_dir);
+	int mk = farm_cmd_mkdirs(log_dir);
+	if (mk) {
+		fprintf(stderr, "mpfarm run: cannot create report directory %s: %s\n", log_dir,
+			strerror(-mk));
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+
+	struct farm_ui ui;
+	farm_ui_init(&ui, stdout, o.verbose, o.quiet);
+	result.name = strdup(inv->name ? inv->name : "mpfarm");
+	/* Every selected board gets its entry up front: nothing is lost if we stop early. */
+	for (size_t i = 0; i < n_sel; i++)
+		if (!farm_run_add_board(&result, sel[i]->id)) {
+			ret = FARM_EXIT_INFRA;
+			goto out;
+		}
+	int interrupted = 0;
+	for (size_t i = 0; i < n_sel; i++) {
+		struct farm_job job = {
+			.inv = inv, .board = sel[i], .suites = suites, .n_suites = o.n_suites,
+			.ui = &ui, .log_dir = log_dir, .cancel = cli->cancel,
+		};
+		if (farm_job_run(&job, &result.boards[i], &e) == FARM_EINTR)
+			interrupted = 1;
+	}
+	if (cli->cancel && *cli->cancel)
+		interrupted = 1;
+
+	char report[4096];
+	snprintf(report, sizeof report, "%s/junit.xml", o.report_dir);
+	farm_ui_summary(&ui, &result);
+	if (farm_junit_write(report, &result, &e)) {
+		fprintf(stderr, "mpfarm run: cannot write the report: %s\n", e.msg);
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+	printf("report: %s\n", report);
+	ret = exit_code(&result, interrupted);
+out:
+	for (size_t i = 0; i < MAX_SUITES; i++)
+		farm_suite_free(suites[i]);
+	free(sel);
+	farm_inventory_free(inv);
+	farm_run_result_free(&result);
+	farm_strv_free(o.boards, o.n_boards);
+	farm_strv_free(o.tags, o.n_tags);
+	return ret;
+}

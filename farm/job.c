@@ -1,0 +1,425 @@
+#include "job.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "repl.h"
+#include "replproto.h"
+#include "session.h"
+#include "transport.h"
+
+/* Prints "key value" lines; keeps the board's globals clean. */
+const char farm_job_identity_code[] =
+	"def _mpf_id():\n"
+	" import sys\n"
+	" i=sys.implementation\n"
+	" print('impl',i.name,'.'.join([str(x) for x in i.version[:3]]))\n"
+	" print('platform',sys.platform)\n"
+	" try:\n"
+	"  import os;u=os.uname()\n"
+	" except Exception:\n"
+	"  return\n"
+	" print('build',u.version)\n"
+	" print('machine',u.machine)\n"
+	"_mpf_id()\n"
+	"del _mpf_id\n";
+
+#define MAX_FEATURES 32
+
+struct job_state {
+	const struct farm_job *job;
+	struct farm_board_result *res;
+	struct farm_session *s;
+	int gone;                 /* the board stopped answering */
+	char gone_why[FARM_ERR_MSG_MAX];
+	struct { const char *name; int has; } features[MAX_FEATURES];
+	size_t n_features;
+};
+
+static int interrupted(const struct farm_job *job)
+{
+	return job->cancel && *job->cancel;
+}
+
+static void add_identity(struct job_state *st, const char *out)
+{
+	const char *p = out;
+	char fw[600] = "";
+	char line[600];
+	while (*p) {
+		size_t n = strcspn(p, "\r\n");
+		size_t k = n < sizeof line - 1 ? n : sizeof line - 1;
+		memcpy(line, p, k);
+		line[k] = '\0';
+		p += n;
+		while (*p == '\r' || *p == '\n')
+			p++;
+		char *sp = strchr(line, ' ');
+		if (!sp)
+			continue;
+		*sp = '\0';
+		const char *val = sp + 1;
+		char name[64];
+		snprintf(name, sizeof name, "firmware.%.40s", line);
+		farm_board_add_prop(st->res, name, val);
+		if (!strcmp(line, "build"))
+			snprintf(fw, sizeof fw, "%s", val);
+		else if (!strcmp(line, "impl") && !fw[0])
+			snprintf(fw, sizeof fw, "%s", val);
+	}
+	if (fw[0])
+		farm_board_add_prop(st->res, "firmware", fw);
+}
+
+static void mark_gone(struct job_state *st, const char *why)
+{
+	st->gone = 1;
+	snprintf(st->gone_why, sizeof st->gone_why, "%s", why);
+}
+
+static int read_identity(struct job_state *st, struct farm_err *e)
+{
+	struct farm_repl_result r = { 0 };
+	int rc = farm_repl_exec(st->s->repl, farm_job_identity_code, sizeof farm_job_identity_code - 1,
+				(int)st->job->board->repl.test_timeout_ms, &r, e);
+	if (rc == 0 && r.err.len)
+		rc = farm_err_set(e, FARM_EPROTO, "identity query raised: %.200s", r.err.data);
+	if (rc == 0 && r.out.len)
+		add_identity(st, r.out.data);
+	farm_repl_result_free(&r);
+	return rc;
+}
+
+/* Whether the board has a Python feature (probed once per board). */
+static int has_feature(struct job_state *st, const char *name, struct farm_err *e)
+{
+	for (size_t i = 0; i < st->n_features; i++)
+		if (!strcmp(st->features[i].name, name))
+			return st->features[i].has;
+	const char *code = farm_suite_feature_probe(name);
+	if (!code)
+		return 0;
+	struct farm_repl_result r = { 0 };
+	int rc = farm_repl_exec(st->s->repl, code, strlen(code),
+				(int)st->job->board->repl.test_timeout_ms, &r, e);
+	int has = rc == 0 && !r.err.len && r.out.len >= 1 && r.out.data[0] == '1';
+	farm_repl_result_free(&r);
+	if (rc && rc != FARM_ETIMEDOUT)
+		return rc < 0 ? rc : -1;
+	if (st->n_features < MAX_FEATURES) {
+		st->features[st->n_features].name = name;
+		st->features[st->n_features].has = has;
+		st->n_features++;
+	}
+	return has;
+}
+
+/* NULL if the board meets the requirements, else the reason (static buffer in st). */
+static const char *unmet(struct job_state *st, const struct farm_test *t, char *why, size_t len,
+			 int *err_rc, struct farm_err *e)
+{
+	const struct farm_board *b = st->job->board;
+	*err_rc = 0;
+	if (t->req.n_ports) {
+		int ok = 0;
+		for (size_t i = 0; i < t->req.n_ports; i++)
+			if (b->port && !strcmp(b->port, t->req.ports[i]))
+				ok = 1;
+		if (!ok) {
+			snprintf(why, len, "requires port %s%s (board is %s)", t->req.ports[0],
+				 t->req.n_ports > 1 ? " or another listed port" : "", b->port ? b->port : "?");
+			return why;
+		}
+	}
+	for (size_t i = 0; i < t->req.n_tags; i++)
+		if (!farm_board_has_tag(b, t->req.tags[i])) {
+			snprintf(why, len, "requires tag %s", t->req.tags[i]);
+			return why;
+		}
+	for (size_t i = 0; i < t->req.n_features; i++) {
+		int h = has_feature(st, t->req.features[i], e);
+		if (h < 0) {
+			*err_rc = h;
+			return NULL;
+		}
+		if (!h) {
+			snprintf(why, len, "board lacks feature %s", t->req.features[i]);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+static size_t trim_final_newline(const char *s, size_t n)
+{
+	return n && s[n - 1] == '\n' ? n - 1 : n;
+}
+
+static void set_detail(struct farm_case *c, const char *expect_label, const char *expect,
+		       const struct farm_buf *out, const struct farm_buf *err)
+{
+	struct farm_buf d = { 0 };
+	if (expect_label)
+		farm_buf_printf(&d, "%s:\n%s\n", expect_label, expect ? expect : "");
+	farm_buf_printf(&d, "actual output:\n%s", out->len ? out->data : "");
+	if (out->len && out->data[out->len - 1] != '\n')
+		farm_buf_puts(&d, "\n");
+	if (err->len)
+		farm_buf_printf(&d, "traceback:\n%s", err->data);
+	free(c->detail);
+	c->detail = farm_buf_steal(&d);
+}
+
+/* Judge a completed execution. */
+static void judge(const struct farm_test *t, struct farm_case *c, struct farm_buf *out,
+		  struct farm_buf *err)
+{
+	if (out->len)
+		out->len = farm_repl_normalize_eol(out->data, out->len);
+	if (err->len)
+		err->len = farm_repl_normalize_eol(err->data, err->len);
+	struct farm_buf all = { 0 };
+	farm_buf_append(&all, out->data ? out->data : "", out->len);
+	farm_buf_append(&all, err->data ? err->data : "", err->len);
+	free(c->output);
+	c->output = farm_buf_steal(&all);
+
+	if (t->skip_on_output_skip && out->len == 5 && !memcmp(out->data, "SKIP\n", 5) && !err->len) {
+		farm_case_set(c, FARM_SKIP, NULL, "the test printed SKIP");
+		return;
+	}
+	char exc[128];
+	farm_repl_exc_type(err->data ? err->data : "", err->len, exc, sizeof exc);
+	if (t->expect_kind == FARM_EXPECT_ERROR) {
+		const char *want = t->expect;
+		const char *dot = strrchr(want, '.');
+		int ok = exc[0] && (!strcmp(exc, want) || (dot && !strcmp(exc, dot + 1)));
+		if (ok)
+			farm_case_set(c, FARM_PASS, NULL, "raised %s", exc);
+		else {
+			if (exc[0])
+				farm_case_set(c, FARM_FAIL, "wrong-exception", "expected %s, got %s", want, exc);
+			else
+				farm_case_set(c, FARM_FAIL, "no-exception", "expected %s, nothing was raised", want);
+			set_detail(c, "expected exception", want, out, err);
+		}
+		return;
+	}
+	if (err->len) {
+		farm_case_set(c, FARM_FAIL, "exception", "raised %s", exc[0] ? exc : "an exception");
+		set_detail(c, t->expect_kind == FARM_EXPECT_EXACT ? "expected output" : NULL, t->expect,
+			   out, err);
+		return;
+	}
+	if (t->expect_kind == FARM_EXPECT_EXACT) {
+		size_t el = strlen(t->expect);
+		char *want = strdup(t->expect);
+		if (!want) {
+			farm_case_set(c, FARM_ERROR, "internal", "out of memory");
+			return;
+		}
+		el = farm_repl_normalize_eol(want, el);
+		size_t wl = trim_final_newline(want, el);
+		size_t ol = trim_final_newline(out->data ? out->data : "", out->len);
+		int ok = wl == ol && (ol == 0 || !memcmp(want, out->data, ol));
+		free(want);
+		if (ok)
+			farm_case_set(c, FARM_PASS, NULL, NULL);
+		else {
+			farm_case_set(c, FARM_FAIL, "output-mismatch", "output differs from the expected output");
+			set_detail(c, "expected output", t->expect, out, err);
+		}
+		return;
+	}
+	if (t->expect_kind == FARM_EXPECT_REGEX) {
+		regex_t re;
+		if (regcomp(&re, t->expect, REG_EXTENDED | REG_NEWLINE | REG_NOSUB) != 0) {
+			farm_case_set(c, FARM_ERROR, "bad-regex", "expect_regex does not compile");
+			return;
+		}
+		int m = regexec(&re, out->data ? out->data : "", 0, NULL, 0);
+		regfree(&re);
+		if (m == 0)
+			farm_case_set(c, FARM_PASS, NULL, NULL);
+		else {
+			farm_case_set(c, FARM_FAIL, "output-mismatch", "output does not match /%s/", t->expect);
+			set_detail(c, "expected to match", t->expect, out, err);
+		}
+		return;
+	}
+	farm_case_set(c, FARM_PASS, NULL, NULL);
+}
+
+static void run_test(struct job_state *st, const struct farm_suite *suite, const struct farm_test *t)
+{
+	const struct farm_job *job = st->job;
+	struct farm_case *c = farm_board_add_case(st->res, suite->name, t->name);
+	if (!c)
+		return;
+	if (interrupted(job)) {
+		farm_case_set(c, FARM_SKIP, NULL, "run interrupted");
+		goto shown;
+	}
+	if (st->gone) {
+		farm_case_set(c, FARM_ERROR, "board-unreachable", "not run: %s", st->gone_why);
+		goto shown;
+	}
+	if (t->skip_reason) {
+		farm_case_set(c, FARM_SKIP, NULL, "%s", t->skip_reason);
+		goto shown;
+	}
+	char why[256];
+	struct farm_err e = { 0 };
+	int err_rc = 0;
+	const char *reason = unmet(st, t, why, sizeof why, &err_rc, &e);
+	if (err_rc == FARM_EINTR) {
+		farm_case_set(c, FARM_SKIP, NULL, "run interrupted");
+		goto shown;
+	}
+	if (err_rc) {
+		mark_gone(st, e.msg);
+		farm_case_set(c, FARM_ERROR, "board-unreachable", "feature probe failed: %s", e.msg);
+		goto shown;
+	}
+	if (reason) {
+		farm_case_set(c, FARM_SKIP, NULL, "%s", reason);
+		goto shown;
+	}
+	size_t mark = st->s->transcript.len;
+	struct farm_repl_result r = { 0 };
+	unsigned timeout = t->timeout_ms ? t->timeout_ms : job->board->repl.test_timeout_ms;
+	int rc = farm_repl_exec(st->s->repl, t->code, t->code_len, (int)timeout, &r, &e);
+	c->time_s = r.time_s;
+	switch (rc) {
+	case 0:
+		judge(t, c, &r.out, &r.err);
+		break;
+	case FARM_ETIMEDOUT:
+		farm_case_set(c, FARM_FAIL, "timeout", "timed out after %.1f s (interrupted; board recovered)",
+			      timeout / 1000.0);
+		set_detail(c, NULL, NULL, &r.out, &r.err);
+		break;
+	case FARM_EINTR:
+		farm_case_set(c, FARM_SKIP, NULL, "run interrupted");
+		break;
+	case FARM_ELIMIT:
+		farm_case_set(c, FARM_ERROR, "upload", "%s", e.msg);
+		break;
+	case FARM_EPROTO:
+		farm_case_set(c, FARM_ERROR, "transport", "%s", e.msg);
+		break;
+	default:
+		mark_gone(st, e.msg);
+		farm_case_set(c, FARM_ERROR, "board-unreachable", "%s", e.msg);
+		break;
+	}
+	farm_repl_result_free(&r);
+	if (mark <= st->s->transcript.len)
+		farm_ui_transcript(job->ui, job->board->id, st->s->transcript.data + mark,
+				   st->s->transcript.len - mark);
+shown:
+	farm_ui_case(job->ui, job->board->id, c);
+}
+
+static void iso_now(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+}
+
+int farm_job_run(const struct farm_job *job, struct farm_board_result *res, struct farm_err *e)
+{
+	const struct farm_board *b = job->board;
+	struct job_state st = { .job = job, .res = res };
+	long long t0 = farm_now_ms();
+	char ts[32], host[256] = "localhost";
+	iso_now(ts, sizeof ts);
+	gethostname(host, sizeof host - 1);
+	free(res->timestamp);
+	free(res->hostname);
+	res->timestamp = strdup(ts);
+	res->hostname = strdup(host);
+	farm_board_add_prop(res, "port", b->port);
+	farm_board_add_prop(res, "board", b->board);
+	if (b->variant)
+		farm_board_add_prop(res, "variant", b->variant);
+	if (b->emulator.present) {
+		farm_board_add_prop(res, "emulator", b->emulator.machine ? b->emulator.machine : "microbit");
+		farm_board_add_prop(res, "emulator.firmware",
+				    b->emulator.firmware ? b->emulator.firmware : FARM_MICROBIT_FIRMWARE);
+	} else {
+		farm_board_add_prop(res, "serial", b->serial.path);
+	}
+
+	char log_path[4096];
+	struct farm_session_opts so = { .emu = job->emu, .cancel = job->cancel };
+	if (job->log_dir) {
+		snprintf(log_path, sizeof log_path, "%s/%s.log", job->log_dir, b->id);
+		so.log_path = log_path;
+		free(res->log_path);
+		res->log_path = strdup(log_path);
+	}
+
+	farm_ui_phase(job->ui, b->id, "connect", "%s",
+		      b->emulator.present ? "starting emulated board (qemu microbit)" : b->serial.path);
+	struct farm_err ce = { 0 };
+	int rc = farm_session_open(&st.s, b, &so, &ce);
+	if (rc == FARM_EINTR || interrupted(job)) {
+		farm_ui_phase(job->ui, b->id, "connect", "interrupted");
+	} else if (rc) {
+		farm_ui_phase(job->ui, b->id, "connect", "FAILED: %s", ce.msg);
+		mark_gone(&st, ce.msg);
+	} else {
+		farm_ui_phase(job->ui, b->id, "connect", "raw REPL ready in %.2f s", st.s->boot_s);
+		char boot[32];
+		snprintf(boot, sizeof boot, "%.3f", st.s->boot_s);
+		farm_board_add_prop(res, "boot_time_s", boot);
+		struct farm_err ie = { 0 };
+		rc = read_identity(&st, &ie);
+		if (rc == FARM_EINTR) {
+			/* handled per test below */
+		} else if (rc) {
+			farm_ui_phase(job->ui, b->id, "identify", "FAILED: %s", ie.msg);
+			if (rc != FARM_EPROTO && rc != FARM_ETIMEDOUT)
+				mark_gone(&st, ie.msg);
+		} else {
+			const char *fw = NULL;
+			for (size_t i = 0; i < res->n_props; i++)
+				if (!strcmp(res->props[i].name, "firmware"))
+					fw = res->props[i].value;
+			farm_ui_phase(job->ui, b->id, "identify", "%s", fw ? fw : "(no identity)");
+		}
+	}
+
+	for (size_t si = 0; si < job->n_suites; si++)
+		for (size_t ti = 0; ti < job->suites[si]->n_tests; ti++)
+			run_test(&st, job->suites[si], &job->suites[si]->tests[ti]);
+
+	if (st.s) {
+		const struct farm_repl_stats *stats = farm_repl_stats(st.s->repl);
+		char buf[64];
+		snprintf(buf, sizeof buf, "%u", stats->faults);
+		farm_board_add_prop(res, "repl.transport_faults", buf);
+		snprintf(buf, sizeof buf, "%u", stats->memory_retries);
+		farm_board_add_prop(res, "repl.memory_retries", buf);
+		snprintf(buf, sizeof buf, "%u", stats->hard_resets);
+		farm_board_add_prop(res, "repl.hard_resets", buf);
+		farm_board_add_prop(res, "repl.raw_paste",
+				    farm_repl_raw_paste_supported(st.s->repl) == 1 ? "yes" : "no");
+		free(res->transcript);
+		res->transcript_len = st.s->transcript.len;
+		res->transcript = farm_buf_steal(&st.s->transcript);
+	}
+	farm_session_close(st.s);
+	res->time_s = (double)(farm_now_ms() - t0) / 1000.0;
+	if (interrupted(job))
+		return farm_err_set(e, FARM_EINTR, "interrupted");
+	return 0;
+}

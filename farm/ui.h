@@ -1,0 +1,32 @@
+/* mpfarm: human-friendly output. One line per board per phase, prefixed
+ * with the board id and never interleaved mid-line; a summary table at the
+ * end. Colour only on a TTY and never when NO_COLOR is set. */
+#ifndef FARM_UI_H
+#define FARM_UI_H
+
+#include <stdio.h>
+
+#include "err.h"
+#include "result.h"
+
+struct farm_ui {
+	FILE *out;
+	int color;    /* ANSI colours */
+	int verbose;  /* -v: REPL transcripts */
+	int quiet;    /* -q: summary only */
+	int tty;      /* out is a terminal: timestamps off, colours maybe */
+};
+
+/* Decide colour/tty from the stream and the environment. */
+void farm_ui_init(struct farm_ui *ui, FILE *out, int verbose, int quiet);
+/* "[board] phase: message" (message printf-style). */
+void farm_ui_phase(const struct farm_ui *ui, const char *board, const char *phase, const char *fmt,
+		   ...) FARM_PRINTF(4, 5);
+/* One test's verdict line. */
+void farm_ui_case(const struct farm_ui *ui, const char *board, const struct farm_case *c);
+/* Verbose transcript block: every line prefixed "[board] | ", control bytes shown as \xNN. */
+void farm_ui_transcript(const struct farm_ui *ui, const char *board, const char *data, size_t len);
+/* Summary table: board, passed/failed/errors/skipped, time; then totals. */
+void farm_ui_summary(const struct farm_ui *ui, const struct farm_run_result *r);
+
+#endif

@@ -1,0 +1,1 @@
+print("never collected: excluded by the suite")

@@ -1,0 +1,53 @@
+# Shared helpers for integration tests: sourced by test_*.sh.
+# Usage in a test: source "$(dirname "$0")/lib.sh" "$@"
+set -euo pipefail
+MPFARM=$1
+SRC=$2
+WORK=$3
+HERE=$SRC/tests/integration
+rm -rf "$WORK"
+mkdir -p "$WORK/run"
+# Emulator sockets go under our own directory, so leftovers can be found.
+export XDG_RUNTIME_DIR=$WORK/run
+export XDG_CACHE_HOME=$WORK/cache
+export NO_COLOR=1
+
+need() {
+  for c in "$@"; do
+    command -v "$c" >/dev/null || { echo "SKIP: $c not installed (ci/install-deps installs it)"; exit 77; }
+  done
+}
+need_microbit() {
+  need qemu-system-arm python3
+  [ -r /usr/share/firmware-microbit-micropython/firmware.hex ] ||
+    { echo "SKIP: firmware-microbit-micropython not installed"; exit 77; }
+}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Run mpfarm, capture output, check its exit code.
+run_expect() {
+  local want=$1; shift
+  set +e
+  "$MPFARM" "$@" >"$WORK/out.txt" 2>"$WORK/err.txt"
+  local rc=$?
+  set -e
+  if [ "$rc" != "$want" ]; then
+    echo "--- stdout"; cat "$WORK/out.txt"; echo "--- stderr"; cat "$WORK/err.txt"
+    fail "mpfarm $* exited $rc, expected $want"
+  fi
+}
+
+# No emulator of this test may outlive the run.
+no_leftover_qemu() {
+  local left
+  left=$(pgrep -f "qemu-system-arm.*$WORK/run" || true)
+  [ -z "$left" ] || { ps -o pid,args -p $left; fail "emulator processes left behind: $left"; }
+  local dirs
+  dirs=$(find "$WORK/run" -maxdepth 1 -name 'mpfarm-emu-*' 2>/dev/null || true)
+  [ -z "$dirs" ] || fail "emulator socket dirs left behind: $dirs"
+}
+
+check_junit() {
+  python3 "$HERE/check_junit.py" "$@"
+}
