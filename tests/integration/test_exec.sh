@@ -20,3 +20,16 @@ run_expect 1 exec microbit-1 -i "$inv" -t 1 'while True: pass'
 grep -q "timed out" "$WORK/err.txt" || fail "no timeout message"
 no_leftover_qemu
 echo "PASS"
+
+# Several emulated boards side by side: no port or socket clashes.
+pids=()
+for i in 1 2 3 4; do
+  "$MPFARM" exec microbit-$(( (i % 2) + 1 )) -i "$inv" "import time; time.sleep_ms(300); print($i * 11)" \
+    >"$WORK/par-$i.txt" 2>&1 & pids+=($!)
+done
+for i in 1 2 3 4; do
+  wait ${pids[$((i-1))]} || { cat "$WORK/par-$i.txt"; fail "parallel exec $i failed"; }
+  [ "$(cat "$WORK/par-$i.txt")" = "$((i * 11))" ] || fail "parallel exec $i printed $(cat "$WORK/par-$i.txt")"
+done
+no_leftover_qemu
+echo "PASS (parallel)"
