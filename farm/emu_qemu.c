@@ -56,13 +56,14 @@ static int bind_gdb(struct farm_emu *emu, struct farm_err *e)
 
 static int make_dir(struct farm_emu *emu, const struct farm_emu_opts *opts, struct farm_err *e)
 {
+	/* unix socket paths are limited to 107 bytes: a base too long for
+	 * "<base>/mpfarm-emu-XXXXXX/uart.sock" falls back to /tmp. */
 	const char *base = opts && opts->work_dir ? opts->work_dir : getenv("XDG_RUNTIME_DIR");
-	if (!base || !*base || access(base, W_OK) != 0)
+	if (!base || !*base || access(base, W_OK) != 0 || strlen(base) > 70)
 		base = "/tmp";
 	int n = snprintf(emu->dir, sizeof emu->dir, "%s/mpfarm-emu-XXXXXX", base);
-	/* unix socket paths are limited to 107 bytes */
-	if (n < 0 || (size_t)n + 16 >= 100)
-		return farm_err_set(e, FARM_EINVAL, "emulator work dir %s: path too long for sockets", base);
+	if (n < 0 || (size_t)n >= sizeof emu->dir)
+		return farm_err_set(e, FARM_EINVAL, "emulator work dir %s: path too long", base);
 	if (!mkdtemp(emu->dir))
 		return farm_err_sys(e, FARM_ESYS, errno, "cannot create %s", emu->dir);
 	snprintf(emu->uart, sizeof emu->uart, "%s/uart.sock", emu->dir);

@@ -6,9 +6,14 @@ SRC=$2
 WORK=$3
 HERE=$SRC/tests/integration
 rm -rf "$WORK"
-mkdir -p "$WORK/run"
-# Emulator sockets go under our own directory, so leftovers can be found.
-export XDG_RUNTIME_DIR=$WORK/run
+mkdir -p "$WORK"
+# Emulator sockets go under a short private directory (unix socket paths are
+# limited to 107 bytes), so leftovers of this test can be found.
+RUN=$(mktemp -d /tmp/mpfarm-it-XXXXXX)
+ln -s "$RUN" "$WORK/run"
+lib_cleanup() { rm -rf "$RUN"; }
+trap lib_cleanup EXIT
+export XDG_RUNTIME_DIR=$RUN
 export XDG_CACHE_HOME=$WORK/cache
 export NO_COLOR=1
 
@@ -41,10 +46,10 @@ run_expect() {
 # No emulator of this test may outlive the run.
 no_leftover_qemu() {
   local left
-  left=$(pgrep -f "qemu-system-arm.*$WORK/run" || true)
+  left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
   [ -z "$left" ] || { ps -o pid,args -p $left; fail "emulator processes left behind: $left"; }
   local dirs
-  dirs=$(find "$WORK/run" -maxdepth 1 -name 'mpfarm-emu-*' 2>/dev/null || true)
+  dirs=$(find "$RUN" -maxdepth 1 -name 'mpfarm-emu-*' 2>/dev/null || true)
   [ -z "$dirs" ] || fail "emulator socket dirs left behind: $dirs"
 }
 

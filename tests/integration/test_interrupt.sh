@@ -40,7 +40,7 @@ pid=$!
 for _ in $(seq 100); do grep -q "test slow/first" "$WORK/out2.txt" && break; sleep 0.1; done
 kill -KILL $pid
 wait $pid 2>/dev/null || true
-for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$WORK/run" >/dev/null || break; sleep 0.1; done
-left=$(pgrep -f "qemu-system-arm.*$WORK/run" || true)
+for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
+left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
 [ -z "$left" ] || fail "emulator $left outlived a SIGKILLed mpfarm"
 echo "PASS"

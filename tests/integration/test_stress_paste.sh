@@ -27,7 +27,7 @@ PY
 # Both cores busy for the whole run.
 busy=()
 for _ in 1 2; do ( while :; do :; done ) & busy+=($!); done
-trap 'kill ${busy[*]} 2>/dev/null || true' EXIT
+trap 'kill ${busy[*]} 2>/dev/null || true; lib_cleanup' EXIT
 run_expect 0 run -i "$SRC/inventories/emulated.yaml" --boards microbit-1 -s "$WORK/stress.yaml" \
   -o "$WORK/report" -q
 cat "$WORK/out.txt"
