@@ -367,12 +367,16 @@ int farm_job_run(const struct farm_job *job, struct farm_board_result *res, stru
 		res->log_path = strdup(log_path);
 	}
 
-	farm_ui_phase(job->ui, b->id, "connect", "%s",
-		      b->emulator.present ? "starting emulated board (qemu microbit)" : b->serial.path);
 	struct farm_err ce = { 0 };
-	int rc = farm_session_open(&st.s, b, &so, &ce);
+	int rc = FARM_EINTR;
+	if (!interrupted(job)) { /* an interrupted run starts nothing new */
+		farm_ui_phase(job->ui, b->id, "connect", "%s",
+			      b->emulator.present ? "starting emulated board (qemu microbit)"
+						  : b->serial.path);
+		rc = farm_session_open(&st.s, b, &so, &ce);
+	}
 	if (rc == FARM_EINTR || interrupted(job)) {
-		farm_ui_phase(job->ui, b->id, "connect", "interrupted");
+		farm_ui_phase(job->ui, b->id, "connect", "not started: run interrupted");
 	} else if (rc) {
 		farm_ui_phase(job->ui, b->id, "connect", "FAILED: %s", ce.msg);
 		mark_gone(&st, ce.msg);
