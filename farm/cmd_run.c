@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cmd_common.h"
 #include "job.h"
 #include "junit.h"
+#include "lock.h"
 #include "result.h"
 #include "suite.h"
 #include "ui.h"
@@ -26,6 +29,8 @@ struct run_opts {
 	char **tags;
 	size_t n_tags;
 	int verbose, quiet;
+	const char *lock_dir;
+	int wait_lock_ms;
 };
 
 static int parse_args(struct run_opts *o, int argc, char **argv)
@@ -38,6 +43,8 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "tags", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "lock-dir", required_argument, NULL, 'L' },
+		{ "wait-lock", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -73,6 +80,20 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		case 'q':
 			o->quiet = 1;
 			break;
+		case 'L':
+			o->lock_dir = optarg;
+			break;
+		case 'W': {
+			char *end;
+			double secs = strtod(optarg, &end);
+			if (*end || secs < 0 || secs > 86400) {
+				fprintf(stderr, "mpfarm run: --wait-lock takes seconds (0..86400), got \"%s\"\n",
+					optarg);
+				return -1;
+			}
+			o->wait_lock_ms = (int)(secs * 1000);
+			break;
+		}
 		default:
 			return -1;
 		}
@@ -149,7 +170,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
-				"       [--boards ID,...] [--tags TAG,...] [-v] [-q]\n");
+				"       [--boards ID,...] [--tags TAG,...] [--lock-dir DIR] [--wait-lock SECS]\n"
+				"       [-v] [-q]\n");
 		goto out;
 	}
 	if ((ret = farm_cmd_load_inventory(&inv, o.inventory)))
@@ -193,6 +215,36 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		goto out;
 	}
 
+	/* Board locks: --lock-dir, else $MPFARM_LOCK_DIR, else the default directory. */
+	char lock_dir[4096];
+	const char *env_lock = getenv("MPFARM_LOCK_DIR");
+	if (!o.lock_dir && env_lock && *env_lock)
+		o.lock_dir = env_lock;
+	if (o.lock_dir) {
+		snprintf(lock_dir, sizeof lock_dir, "%s", o.lock_dir);
+		int lk = farm_cmd_mkdirs(lock_dir);
+		if (lk) {
+			fprintf(stderr, "mpfarm run: cannot create lock directory %s: %s\n", lock_dir,
+				strerror(-lk));
+			ret = FARM_EXIT_INFRA;
+			goto out;
+		}
+	} else if (farm_lock_default_dir(lock_dir, sizeof lock_dir, &e)) {
+		fprintf(stderr, "mpfarm run: no usable lock directory (%s); give one with --lock-dir\n",
+			e.msg);
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+	char run_id[64];
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		char ts[32];
+		strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(run_id, sizeof run_id, "%s-%ld", ts, (long)getpid());
+	}
+
 	struct farm_ui ui;
 	farm_ui_init(&ui, stdout, o.verbose, o.quiet);
 	result.name = strdup(inv->name ? inv->name : "mpfarm");
@@ -207,6 +259,7 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		struct farm_job job = {
 			.inv = inv, .board = sel[i], .suites = suites, .n_suites = o.n_suites,
 			.ui = &ui, .log_dir = log_dir, .cancel = cli->cancel,
+			.lock_dir = lock_dir, .wait_lock_ms = o.wait_lock_ms, .run_id = run_id,
 		};
 		if (farm_job_run(&job, &result.boards[i], &e) == FARM_EINTR)
 			interrupted = 1;

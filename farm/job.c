@@ -1,5 +1,7 @@
 #include "job.h"
 
+#include "lock.h"
+
 #include <errno.h>
 #include <regex.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@ struct job_state {
 	struct farm_board_result *res;
 	struct farm_session *s;
 	int gone;                 /* the board stopped answering */
+	int busy;                 /* another mpfarm process holds the board */
 	char gone_why[FARM_ERR_MSG_MAX];
 	struct { const char *name; int has; } features[MAX_FEATURES];
 	size_t n_features;
@@ -265,6 +268,10 @@ static void run_test(struct job_state *st, const struct farm_suite *suite, const
 		farm_case_set(c, FARM_SKIP, NULL, "run interrupted");
 		goto shown;
 	}
+	if (st->busy) {
+		farm_case_set(c, FARM_SKIP, NULL, "%s", st->gone_why);
+		goto shown;
+	}
 	if (st->gone) {
 		farm_case_set(c, FARM_ERROR, "board-unreachable", "not run: %s", st->gone_why);
 		goto shown;
@@ -369,13 +376,36 @@ int farm_job_run(const struct farm_job *job, struct farm_board_result *res, stru
 
 	struct farm_err ce = { 0 };
 	int rc = FARM_EINTR;
-	if (!interrupted(job)) { /* an interrupted run starts nothing new */
+	struct farm_lock *lock = NULL;
+	int busy = 0;
+	if (!interrupted(job) && job->lock_dir) {
+		/* Two mpfarm processes never drive one board. */
+		struct farm_lock_owner me = { 0 }, holder = { 0 };
+		snprintf(me.run_id, sizeof me.run_id, "%s", job->run_id ? job->run_id : "");
+		snprintf(me.what, sizeof me.what, "board %s", b->id);
+		struct farm_err le = { 0 };
+		int lrc = farm_lock_acquire(&lock, job->lock_dir, "board", b->id, &me, job->wait_lock_ms,
+					    job->cancel, &holder, &le);
+		if (lrc == FARM_EBUSY) {
+			char who[256];
+			farm_lock_owner_describe(&holder, who, sizeof who);
+			snprintf(st.gone_why, sizeof st.gone_why, "board busy: locked by %s", who);
+			farm_ui_phase(job->ui, b->id, "lock", "%s", st.gone_why);
+			busy = st.busy = 1;
+		} else if (lrc && lrc != FARM_EINTR) {
+			farm_ui_phase(job->ui, b->id, "lock", "FAILED: %s", le.msg);
+			mark_gone(&st, le.msg);
+		}
+	}
+	if (!interrupted(job) && !busy && !st.gone) { /* an interrupted run starts nothing new */
 		farm_ui_phase(job->ui, b->id, "connect", "%s",
 			      b->emulator.present ? "starting emulated board (qemu microbit)"
 						  : b->serial.path);
 		rc = farm_session_open(&st.s, b, &so, &ce);
 	}
-	if (rc == FARM_EINTR || interrupted(job)) {
+	if (busy || st.gone) {
+		/* reported per test below */
+	} else if (rc == FARM_EINTR || interrupted(job)) {
 		farm_ui_phase(job->ui, b->id, "connect", "not started: run interrupted");
 	} else if (rc) {
 		farm_ui_phase(job->ui, b->id, "connect", "FAILED: %s", ce.msg);
@@ -422,6 +452,7 @@ int farm_job_run(const struct farm_job *job, struct farm_board_result *res, stru
 		res->transcript = farm_buf_steal(&st.s->transcript);
 	}
 	farm_session_close(st.s);
+	farm_lock_release(lock);
 	res->time_s = (double)(farm_now_ms() - t0) / 1000.0;
 	if (interrupted(job))
 		return farm_err_set(e, FARM_EINTR, "interrupted");

@@ -22,6 +22,9 @@ struct farm_job {
 	const char *log_dir;          /* board logs are written here; NULL = none */
 	const struct farm_emu_opts *emu;
 	const volatile sig_atomic_t *cancel;
+	const char *lock_dir;         /* board locks (farm/lock.h); NULL = no locking */
+	int wait_lock_ms;             /* 0 = a busy board is skipped at once */
+	const char *run_id;           /* recorded in lock files for humans */
 };
 
 /* Fills res (an entry of the run result). Returns 0 when the job ran to its

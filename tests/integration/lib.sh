@@ -15,6 +15,8 @@ lib_cleanup() { rm -rf "$RUN"; }
 trap lib_cleanup EXIT
 export XDG_RUNTIME_DIR=$RUN
 export XDG_CACHE_HOME=$WORK/cache
+# Board locks are per test: tests running side by side reuse board ids.
+export MPFARM_LOCK_DIR=$WORK/locks
 export NO_COLOR=1
 
 need() {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Two mpfarm runs on the same inventory never drive one board: without
+# --wait-lock the second skips the busy board naming the holder; with it, it
+# waits and then runs. A killed run leaves no lock behind.
+source "$(dirname "$0")/lib.sh" "$@"
+need_microbit
+cat >"$WORK/hold.yaml" <<'YAML'
+suite: hold
+tests:
+  - name: spins
+    code: |
+      while True:
+          pass
+    timeout: 4
+YAML
+printf 'suite: quick\ntests:\n  - name: one\n    code: print(1)\n    expect: "1"\n' >"$WORK/quick.yaml"
+inv=$SRC/inventories/emulated.yaml
+
+"$MPFARM" run -i "$inv" --boards microbit-1 -s "$WORK/hold.yaml" -o "$WORK/r1" >"$WORK/first.txt" 2>&1 &
+first=$!
+for _ in $(seq 100); do grep -q "identify:" "$WORK/first.txt" && break; sleep 0.1; done
+grep -q "identify:" "$WORK/first.txt" || { cat "$WORK/first.txt"; fail "first run did not start"; }
+
+run_expect 0 run -i "$inv" -s "$WORK/quick.yaml" -o "$WORK/r2"
+cat "$WORK/out.txt"
+check_junit "$WORK/r2/junit.xml" --expect microbit-1:quick:one:skipped --expect microbit-2:quick:one:pass
+grep -q "board busy: locked by pid $first" "$WORK/r2/junit.xml" || fail "busy reason does not name the holder"
+
+run_expect 0 run -i "$inv" --boards microbit-1 -s "$WORK/quick.yaml" -o "$WORK/r3" --wait-lock 60
+check_junit "$WORK/r3/junit.xml" --expect microbit-1:quick:one:pass
+wait $first || true   # the first run ends with its timeout failure
+
+# A SIGKILLed holder leaves the board free.
+"$MPFARM" run -i "$inv" --boards microbit-1 -s "$WORK/hold.yaml" -o "$WORK/r4" >"$WORK/fourth.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "identify:" "$WORK/fourth.txt" && break; sleep 0.1; done
+kill -KILL $pid; wait $pid 2>/dev/null || true
+run_expect 0 run -i "$inv" --boards microbit-1 -s "$WORK/quick.yaml" -o "$WORK/r5"
+check_junit "$WORK/r5/junit.xml" --expect microbit-1:quick:one:pass
+# The SIGKILLed run could not remove its emulator's socket dir; its QEMU must be gone.
+left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
+[ -z "$left" ] || fail "emulator processes left behind: $left"
+echo "PASS"
