@@ -12,6 +12,7 @@
 #include "job.h"
 #include "junit.h"
 #include "lock.h"
+#include "worker.h"
 #include "result.h"
 #include "suite.h"
 #include "ui.h"
@@ -31,6 +32,8 @@ struct run_opts {
 	int verbose, quiet;
 	const char *lock_dir;
 	int wait_lock_ms;
+	unsigned jobs;
+	unsigned board_timeout_ms;
 };
 
 static int parse_args(struct run_opts *o, int argc, char **argv)
@@ -45,11 +48,13 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "lock-dir", required_argument, NULL, 'L' },
 		{ "wait-lock", required_argument, NULL, 'W' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "board-timeout", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:s:o:vq", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:s:o:vqj:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			o->inventory = optarg;
@@ -83,6 +88,26 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		case 'L':
 			o->lock_dir = optarg;
 			break;
+		case 'j': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 4096) {
+				fprintf(stderr, "mpfarm run: --jobs takes 1..4096, got \"%s\"\n", optarg);
+				return -1;
+			}
+			o->jobs = (unsigned)v;
+			break;
+		}
+		case 'B': {
+			char *end;
+			double secs = strtod(optarg, &end);
+			if (*end || secs <= 0 || secs > 7 * 86400) {
+				fprintf(stderr, "mpfarm run: --board-timeout takes seconds, got \"%s\"\n", optarg);
+				return -1;
+			}
+			o->board_timeout_ms = (unsigned)(secs * 1000);
+			break;
+		}
 		case 'W': {
 			char *end;
 			double secs = strtod(optarg, &end);
@@ -170,8 +195,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
-				"       [--boards ID,...] [--tags TAG,...] [--lock-dir DIR] [--wait-lock SECS]\n"
-				"       [-v] [-q]\n");
+				"       [--boards ID,...] [--tags TAG,...] [--jobs N] [--board-timeout SECS]\n"
+				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
 	}
 	if ((ret = farm_cmd_load_inventory(&inv, o.inventory)))
@@ -255,15 +280,33 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			goto out;
 		}
 	int interrupted = 0;
-	for (size_t i = 0; i < n_sel; i++) {
-		struct farm_job job = {
+	struct farm_job *jobs = calloc(n_sel, sizeof *jobs);
+	if (!jobs) {
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+	for (size_t i = 0; i < n_sel; i++)
+		jobs[i] = (struct farm_job){
 			.inv = inv, .board = sel[i], .suites = suites, .n_suites = o.n_suites,
-			.ui = &ui, .log_dir = log_dir, .cancel = cli->cancel,
+			.log_dir = log_dir, .cancel = cli->cancel,
 			.lock_dir = lock_dir, .wait_lock_ms = o.wait_lock_ms, .run_id = run_id,
 		};
-		if (farm_job_run(&job, &result.boards[i], &e) == FARM_EINTR)
-			interrupted = 1;
+	struct farm_sched_opts so = {
+		.jobs = o.jobs,
+		.board_timeout_ms = o.board_timeout_ms ? o.board_timeout_ms
+			: inv->timeouts.board_ms ? inv->timeouts.board_ms : 30u * 60 * 1000,
+		.cancel = cli->cancel,
+		.ui = &ui,
+	};
+	int sr = farm_sched_run(jobs, n_sel, result.boards, &so, &e);
+	free(jobs);
+	if (sr < 0) {
+		fprintf(stderr, "mpfarm run: %s\n", e.msg);
+		ret = FARM_EXIT_INFRA;
+		goto out;
 	}
+	if (sr == 1)
+		interrupted = 1;
 	if (cli->cancel && *cli->cancel)
 		interrupted = 1;
 

@@ -3,6 +3,7 @@
 #include "lock.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +36,11 @@ const char farm_job_identity_code[] =
 
 struct job_state {
 	const struct farm_job *job;
-	struct farm_board_result *res;
+	const struct farm_job_sink *sink;
 	struct farm_session *s;
 	int gone;                 /* the board stopped answering */
 	int busy;                 /* another mpfarm process holds the board */
+	char firmware[600];       /* identity, for the phase line */
 	char gone_why[FARM_ERR_MSG_MAX];
 	struct { const char *name; int has; } features[MAX_FEATURES];
 	size_t n_features;
@@ -69,14 +71,26 @@ static void add_identity(struct job_state *st, const char *out)
 		const char *val = sp + 1;
 		char name[64];
 		snprintf(name, sizeof name, "firmware.%.40s", line);
-		farm_board_add_prop(st->res, name, val);
+		st->sink->prop(st->sink->payload, name, val);
 		if (!strcmp(line, "build"))
 			snprintf(fw, sizeof fw, "%s", val);
 		else if (!strcmp(line, "impl") && !fw[0])
 			snprintf(fw, sizeof fw, "%s", val);
 	}
 	if (fw[0])
-		farm_board_add_prop(st->res, "firmware", fw);
+		st->sink->prop(st->sink->payload, "firmware", fw);
+	snprintf(st->firmware, sizeof st->firmware, "%s", fw);
+}
+
+static void phasef(struct job_state *st, const char *phase, const char *fmt, ...) FARM_PRINTF(3, 4);
+static void phasef(struct job_state *st, const char *phase, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	st->sink->phase(st->sink->payload, phase, msg);
 }
 
 static void mark_gone(struct job_state *st, const char *why)
@@ -261,9 +275,8 @@ static void judge(const struct farm_test *t, struct farm_case *c, struct farm_bu
 static void run_test(struct job_state *st, const struct farm_suite *suite, const struct farm_test *t)
 {
 	const struct farm_job *job = st->job;
-	struct farm_case *c = farm_board_add_case(st->res, suite->name, t->name);
-	if (!c)
-		return;
+	struct farm_case cs = { .suite = suite->name, .name = t->name };
+	struct farm_case *c = &cs;
 	if (interrupted(job)) {
 		farm_case_set(c, FARM_SKIP, NULL, "run interrupted");
 		goto shown;
@@ -326,11 +339,15 @@ static void run_test(struct job_state *st, const struct farm_suite *suite, const
 		break;
 	}
 	farm_repl_result_free(&r);
-	if (mark <= st->s->transcript.len)
-		farm_ui_transcript(job->ui, job->board->id, st->s->transcript.data + mark,
-				   st->s->transcript.len - mark);
+	if (mark <= st->s->transcript.len && st->s->transcript.len > mark)
+		st->sink->chunk(st->sink->payload, st->s->transcript.data + mark,
+				st->s->transcript.len - mark);
 shown:
-	farm_ui_case(job->ui, job->board->id, c);
+	st->sink->case_done(st->sink->payload, c);
+	free(cs.message);
+	free(cs.type);
+	free(cs.detail);
+	free(cs.output);
 }
 
 static void iso_now(char *buf, size_t len)
@@ -341,37 +358,33 @@ static void iso_now(char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 }
 
-int farm_job_run(const struct farm_job *job, struct farm_board_result *res, struct farm_err *e)
+int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, struct farm_err *e)
 {
 	const struct farm_board *b = job->board;
-	struct job_state st = { .job = job, .res = res };
+	struct job_state st = { .job = job, .sink = sink };
+	void *sp = sink->payload;
+	struct farm_buf transcript = { 0 };
 	long long t0 = farm_now_ms();
 	char ts[32], host[256] = "localhost";
 	iso_now(ts, sizeof ts);
 	gethostname(host, sizeof host - 1);
-	free(res->timestamp);
-	free(res->hostname);
-	res->timestamp = strdup(ts);
-	res->hostname = strdup(host);
-	farm_board_add_prop(res, "port", b->port);
-	farm_board_add_prop(res, "board", b->board);
-	if (b->variant)
-		farm_board_add_prop(res, "variant", b->variant);
-	if (b->emulator.present) {
-		farm_board_add_prop(res, "emulator", b->emulator.machine ? b->emulator.machine : "microbit");
-		farm_board_add_prop(res, "emulator.firmware",
-				    b->emulator.firmware ? b->emulator.firmware : FARM_MICROBIT_FIRMWARE);
-	} else {
-		farm_board_add_prop(res, "serial", b->serial.path);
-	}
-
 	char log_path[4096];
 	struct farm_session_opts so = { .emu = job->emu, .cancel = job->cancel };
 	if (job->log_dir) {
 		snprintf(log_path, sizeof log_path, "%s/%s.log", job->log_dir, b->id);
 		so.log_path = log_path;
-		free(res->log_path);
-		res->log_path = strdup(log_path);
+	}
+	sink->meta(sp, ts, host, so.log_path);
+	sink->prop(sp, "port", b->port);
+	sink->prop(sp, "board", b->board);
+	if (b->variant)
+		sink->prop(sp, "variant", b->variant);
+	if (b->emulator.present) {
+		sink->prop(sp, "emulator", b->emulator.machine ? b->emulator.machine : "microbit");
+		sink->prop(sp, "emulator.firmware",
+			   b->emulator.firmware ? b->emulator.firmware : FARM_MICROBIT_FIRMWARE);
+	} else {
+		sink->prop(sp, "serial", b->serial.path);
 	}
 
 	struct farm_err ce = { 0 };
@@ -390,45 +403,40 @@ int farm_job_run(const struct farm_job *job, struct farm_board_result *res, stru
 			char who[256];
 			farm_lock_owner_describe(&holder, who, sizeof who);
 			snprintf(st.gone_why, sizeof st.gone_why, "board busy: locked by %s", who);
-			farm_ui_phase(job->ui, b->id, "lock", "%s", st.gone_why);
+			sink->phase(sp, "lock", st.gone_why);
 			busy = st.busy = 1;
 		} else if (lrc && lrc != FARM_EINTR) {
-			farm_ui_phase(job->ui, b->id, "lock", "FAILED: %s", le.msg);
+			phasef(&st, "lock", "FAILED: %s", le.msg);
 			mark_gone(&st, le.msg);
 		}
 	}
 	if (!interrupted(job) && !busy && !st.gone) { /* an interrupted run starts nothing new */
-		farm_ui_phase(job->ui, b->id, "connect", "%s",
-			      b->emulator.present ? "starting emulated board (qemu microbit)"
-						  : b->serial.path);
+		sink->phase(sp, "connect",
+			    b->emulator.present ? "starting emulated board (qemu microbit)" : b->serial.path);
 		rc = farm_session_open(&st.s, b, &so, &ce);
 	}
 	if (busy || st.gone) {
 		/* reported per test below */
 	} else if (rc == FARM_EINTR || interrupted(job)) {
-		farm_ui_phase(job->ui, b->id, "connect", "not started: run interrupted");
+		sink->phase(sp, "connect", "not started: run interrupted");
 	} else if (rc) {
-		farm_ui_phase(job->ui, b->id, "connect", "FAILED: %s", ce.msg);
+		phasef(&st, "connect", "FAILED: %s", ce.msg);
 		mark_gone(&st, ce.msg);
 	} else {
-		farm_ui_phase(job->ui, b->id, "connect", "raw REPL ready in %.2f s", st.s->boot_s);
+		phasef(&st, "connect", "raw REPL ready in %.2f s", st.s->boot_s);
 		char boot[32];
 		snprintf(boot, sizeof boot, "%.3f", st.s->boot_s);
-		farm_board_add_prop(res, "boot_time_s", boot);
+		sink->prop(sp, "boot_time_s", boot);
 		struct farm_err ie = { 0 };
 		rc = read_identity(&st, &ie);
 		if (rc == FARM_EINTR) {
 			/* handled per test below */
 		} else if (rc) {
-			farm_ui_phase(job->ui, b->id, "identify", "FAILED: %s", ie.msg);
+			phasef(&st, "identify", "FAILED: %s", ie.msg);
 			if (rc != FARM_EPROTO && rc != FARM_ETIMEDOUT)
 				mark_gone(&st, ie.msg);
 		} else {
-			const char *fw = NULL;
-			for (size_t i = 0; i < res->n_props; i++)
-				if (!strcmp(res->props[i].name, "firmware"))
-					fw = res->props[i].value;
-			farm_ui_phase(job->ui, b->id, "identify", "%s", fw ? fw : "(no identity)");
+			sink->phase(sp, "identify", st.firmware[0] ? st.firmware : "(no identity)");
 		}
 	}
 
@@ -440,21 +448,96 @@ int farm_job_run(const struct farm_job *job, struct farm_board_result *res, stru
 		const struct farm_repl_stats *stats = farm_repl_stats(st.s->repl);
 		char buf[64];
 		snprintf(buf, sizeof buf, "%u", stats->faults);
-		farm_board_add_prop(res, "repl.transport_faults", buf);
+		sink->prop(sp, "repl.transport_faults", buf);
 		snprintf(buf, sizeof buf, "%u", stats->memory_retries);
-		farm_board_add_prop(res, "repl.memory_retries", buf);
+		sink->prop(sp, "repl.memory_retries", buf);
 		snprintf(buf, sizeof buf, "%u", stats->hard_resets);
-		farm_board_add_prop(res, "repl.hard_resets", buf);
-		farm_board_add_prop(res, "repl.raw_paste",
-				    farm_repl_raw_paste_supported(st.s->repl) == 1 ? "yes" : "no");
-		free(res->transcript);
-		res->transcript_len = st.s->transcript.len;
-		res->transcript = farm_buf_steal(&st.s->transcript);
+		sink->prop(sp, "repl.hard_resets", buf);
+		sink->prop(sp, "repl.raw_paste",
+			   farm_repl_raw_paste_supported(st.s->repl) == 1 ? "yes" : "no");
 	}
-	farm_session_close(st.s);
+	farm_session_close_keep(st.s, &transcript);
 	farm_lock_release(lock);
-	res->time_s = (double)(farm_now_ms() - t0) / 1000.0;
+	sink->transcript(sp, transcript.data ? transcript.data : "", transcript.len);
+	farm_buf_free(&transcript);
+	sink->end(sp, (double)(farm_now_ms() - t0) / 1000.0);
 	if (interrupted(job))
 		return farm_err_set(e, FARM_EINTR, "interrupted");
 	return 0;
+}
+
+/* ---- the direct sink: a board result and the terminal ---- */
+
+static void d_meta(void *p, const char *timestamp, const char *hostname, const char *log_path)
+{
+	struct farm_job_direct *d = p;
+	free(d->res->timestamp);
+	free(d->res->hostname);
+	free(d->res->log_path);
+	d->res->timestamp = timestamp ? strdup(timestamp) : NULL;
+	d->res->hostname = hostname ? strdup(hostname) : NULL;
+	d->res->log_path = log_path ? strdup(log_path) : NULL;
+}
+
+static void d_prop(void *p, const char *name, const char *value)
+{
+	struct farm_job_direct *d = p;
+	farm_board_add_prop(d->res, name, value);
+}
+
+static void d_phase(void *p, const char *phase, const char *msg)
+{
+	struct farm_job_direct *d = p;
+	farm_ui_phase(d->ui, d->res->board_id, phase, "%s", msg);
+}
+
+static void d_chunk(void *p, const char *data, size_t len)
+{
+	struct farm_job_direct *d = p;
+	farm_ui_transcript(d->ui, d->res->board_id, data, len);
+}
+
+static void d_case(void *p, const struct farm_case *c)
+{
+	struct farm_job_direct *d = p;
+	struct farm_case *n = farm_board_add_case(d->res, c->suite, c->name);
+	if (!n)
+		return;
+	n->verdict = c->verdict;
+	n->time_s = c->time_s;
+	n->message = c->message ? strdup(c->message) : NULL;
+	n->type = c->type ? strdup(c->type) : NULL;
+	n->detail = c->detail ? strdup(c->detail) : NULL;
+	n->output = c->output ? strdup(c->output) : NULL;
+	farm_ui_case(d->ui, d->res->board_id, n);
+}
+
+static void d_transcript(void *p, const char *data, size_t len)
+{
+	struct farm_job_direct *d = p;
+	free(d->res->transcript);
+	d->res->transcript = malloc(len + 1);
+	d->res->transcript_len = d->res->transcript ? len : 0;
+	if (d->res->transcript) {
+		memcpy(d->res->transcript, data, len);
+		d->res->transcript[len] = '\0';
+	}
+}
+
+static void d_end(void *p, double time_s)
+{
+	struct farm_job_direct *d = p;
+	d->res->time_s = time_s;
+}
+
+void farm_job_direct_sink(struct farm_job_sink *sink, struct farm_job_direct *d)
+{
+	sink->meta = d_meta;
+	sink->prop = d_prop;
+	sink->phase = d_phase;
+	sink->chunk = d_chunk;
+	sink->case_done = d_case;
+	sink->transcript = d_transcript;
+	sink->end = d_end;
+	sink->payload = d;
 }

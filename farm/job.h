@@ -18,7 +18,6 @@ struct farm_job {
 	const struct farm_board *board;
 	struct farm_suite *const *suites;
 	size_t n_suites;
-	const struct farm_ui *ui;
 	const char *log_dir;          /* board logs are written here; NULL = none */
 	const struct farm_emu_opts *emu;
 	const volatile sig_atomic_t *cancel;
@@ -27,9 +26,30 @@ struct farm_job {
 	const char *run_id;           /* recorded in lock files for humans */
 };
 
-/* Fills res (an entry of the run result). Returns 0 when the job ran to its
+/* Where a job reports, as things happen. In a worker process the sink
+ * encodes records for the parent (farm/worker.c); the parent replays them
+ * into the direct sink, which fills the board's result and prints. */
+struct farm_job_sink {
+	void (*meta)(void *p, const char *timestamp, const char *hostname, const char *log_path);
+	void (*prop)(void *p, const char *name, const char *value);
+	void (*phase)(void *p, const char *phase, const char *msg);
+	void (*chunk)(void *p, const char *data, size_t len);      /* one test's transcript (-v) */
+	void (*case_done)(void *p, const struct farm_case *c);
+	void (*transcript)(void *p, const char *data, size_t len); /* the whole transcript, once */
+	void (*end)(void *p, double time_s);
+	void *payload;
+};
+
+struct farm_job_direct {
+	struct farm_board_result *res;
+	const struct farm_ui *ui;
+};
+/* A sink writing into d->res and printing through d->ui. */
+void farm_job_direct_sink(struct farm_job_sink *sink, struct farm_job_direct *d);
+
+/* Runs the job, reporting through sink. Returns 0 when the job ran to its
  * end (whatever the verdicts), FARM_EINTR when interrupted. */
-int farm_job_run(const struct farm_job *job, struct farm_board_result *res, struct farm_err *e);
+int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, struct farm_err *e);
 
 /* Board identity read once per connection: the code and its parser. */
 extern const char farm_job_identity_code[];

@@ -22,7 +22,8 @@ static void on_signal(int sig)
 static const struct farm_command commands[] = {
 	{ "run", farm_cmd_run, "flash (later), boot and test every selected board; write a JUnit report",
 	  "mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR] [--boards ID,...]\n"
-	  "           [--tags TAG,...] [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]" },
+	  "           [--tags TAG,...] [--jobs N] [--board-timeout SECS] [--lock-dir DIR]\n"
+	  "           [--wait-lock SECS] [-v] [-q]" },
 	{ "inventory", farm_cmd_inventory, "validate an inventory file",
 	  "mpfarm inventory check INVENTORY" },
 	{ "exec", farm_cmd_exec, "run Python code on one board and print its output",

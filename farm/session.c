@@ -95,7 +95,7 @@ fail:
 	return rc;
 }
 
-void farm_session_close(struct farm_session *s)
+void farm_session_close_keep(struct farm_session *s, struct farm_buf *transcript)
 {
 	if (!s)
 		return;
@@ -111,6 +111,13 @@ void farm_session_close(struct farm_session *s)
 	farm_emu_stop(s->emu, 1000);
 	if (s->log)
 		fclose(s->log);
+	if (transcript && s->transcript.len)
+		farm_buf_append(transcript, s->transcript.data, s->transcript.len);
 	farm_buf_free(&s->transcript);
 	free(s);
+}
+
+void farm_session_close(struct farm_session *s)
+{
+	farm_session_close_keep(s, NULL);
 }

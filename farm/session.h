@@ -37,5 +37,7 @@ int farm_session_open(struct farm_session **out, const struct farm_board *b,
 		      const struct farm_session_opts *opts, struct farm_err *e);
 /* Leave the raw REPL, close the console, stop the emulator. NULL-safe. */
 void farm_session_close(struct farm_session *s);
+/* Same, handing the transcript to the caller (appended to *transcript). */
+void farm_session_close_keep(struct farm_session *s, struct farm_buf *transcript);
 
 #endif
