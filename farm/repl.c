@@ -278,7 +278,8 @@ int farm_repl_enter_raw(struct farm_repl *r, int timeout_ms, struct farm_err *e)
 
 int farm_repl_leave_raw(struct farm_repl *r, struct farm_err *e)
 {
-	int rc = send_bytes(r, "\r\x02", 2, e);
+	/* Ctrl-C first: code still running (an interrupted test) is stopped. */
+	int rc = send_bytes(r, "\r\x03\x02", 3, e);
 	r->in_raw = 0;
 	if (!rc)
 		rc = wait_for(r, ">>> ", farm_now_ms() + PROTO_TIMEOUT_MS, NULL, e);

@@ -185,6 +185,11 @@ static void replay(struct worker *w, const struct farm_event *ev)
 		c.detail = fdup(ev, FARM_F_DETAIL);
 		c.output = fdup(ev, FARM_F_OUTPUT);
 		snprintf(w->phase, sizeof w->phase, "test");
+		if (w->reason[0] && c.verdict == FARM_SKIP && c.message &&
+		    !strcmp(c.message, "run interrupted")) {
+			/* stopped by the parent for a deadline, not by the user */
+			farm_case_set(&c, FARM_ERROR, "deadline", "%s", w->reason);
+		}
 		if (c.suite && c.name)
 			k->case_done(k->payload, &c);
 		free(c.suite);
