@@ -8,15 +8,16 @@
 
 static volatile sig_atomic_t cancel_flag;
 
+/* First SIGINT/SIGTERM: stop cleanly (cancel = 1). Second: kill the workers
+ * at once but still write the report (cancel = 2). Third: die now. */
 static void on_signal(int sig)
 {
-	if (cancel_flag) {
-		/* Second signal: stop at once (emulators die with us). */
+	if (cancel_flag >= 2) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
-	cancel_flag = sig;
+	cancel_flag = cancel_flag ? 2 : 1;
 }
 
 static const struct farm_command commands[] = {

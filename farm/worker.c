@@ -351,7 +351,7 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 	unsigned grace = o->grace_ms ? o->grace_ms : 5000;
 	unsigned limit = o->jobs ? o->jobs : (unsigned)n;
 	size_t next = 0, running = 0, finished = 0;
-	int interrupted = 0, rc = 0;
+	int interrupted = 0, hard = 0, rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		ws[i].fd = -1;
 		ws[i].d.res = &results[i];
@@ -367,6 +367,15 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 					kill(-ws[i].pid, SIGTERM);
 					ws[i].term_sent = 1;
 					ws[i].kill_at = farm_now_ms() + grace;
+				}
+		}
+		if (interrupted && *o->cancel >= 2 && !hard) {
+			/* a second interrupt: no more waiting for clean stops */
+			hard = 1;
+			for (size_t i = 0; i < n; i++)
+				if (ws[i].started && !ws[i].finished && !ws[i].killed) {
+					kill(-ws[i].pid, SIGKILL);
+					ws[i].killed = 1;
 				}
 		}
 		if (interrupted) {

@@ -36,6 +36,24 @@ check_junit "$WORK/report/junit.xml" --expect mb-a:slow:first:pass --expect mb-a
 grep -q 'run interrupted' "$WORK/report/junit.xml" || fail "no 'run interrupted' reason"
 no_leftover_qemu
 
+# A second Ctrl-C kills the workers at once, and the report is still written.
+"$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/slow.yaml" -o "$WORK/report3" >"$WORK/out3.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ "$(grep -c 'test slow/first' "$WORK/out3.txt")" = 2 ] && break; sleep 0.1; done
+kill -INT $pid; kill -INT $pid 2>/dev/null || true
+set +e
+wait $pid
+rc=$?
+set -e
+cat "$WORK/out3.txt"
+[ $rc = 130 ] || fail "exit code $rc after two SIGINTs, expected 130"
+check_junit "$WORK/report3/junit.xml" --expect mb-a:slow:first:pass --expect mb-a:slow:never-reached:skipped \
+  --expect mb-b:slow:never-reached:skipped
+for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
+left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
+[ -z "$left" ] || fail "emulator left after a second Ctrl-C: $left"
+rm -rf "$RUN"/mpfarm-emu-*   # killed workers could not remove their socket dirs
+
 # SIGKILL: nothing can be cleaned up by mpfarm itself; the emulator must still die.
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/slow.yaml" -o "$WORK/report2" >"$WORK/out2.txt" 2>&1 &
 pid=$!
