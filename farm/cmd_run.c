@@ -29,6 +29,9 @@ struct run_opts {
 	size_t n_boards;
 	char **tags;
 	size_t n_tags;
+	char **ports;
+	size_t n_ports;
+	unsigned shard_k, shard_n; /* --shard K/N, 0/0 = all */
 	int verbose, quiet;
 	const char *lock_dir;
 	int wait_lock_ms;
@@ -49,6 +52,8 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "lock-dir", required_argument, NULL, 'L' },
 		{ "wait-lock", required_argument, NULL, 'W' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "shard", required_argument, NULL, 'S' },
 		{ "board-timeout", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,6 +93,24 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		case 'L':
 			o->lock_dir = optarg;
 			break;
+		case 'P':
+			farm_strv_free(o->ports, o->n_ports);
+			if (farm_cmd_split_list(optarg, &o->ports, &o->n_ports))
+				return -1;
+			break;
+		case 'S': {
+			unsigned k = 0, nn = 0;
+			char tail;
+			if (sscanf(optarg, "%u/%u%c", &k, &nn, &tail) != 2 || nn < 1 || nn > 4096 || k < 1 ||
+			    k > nn) {
+				fprintf(stderr, "mpfarm run: --shard takes K/N with 1 <= K <= N, got \"%s\"\n",
+					optarg);
+				return -1;
+			}
+			o->shard_k = k;
+			o->shard_n = nn;
+			break;
+		}
 		case 'j': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -134,9 +157,17 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* Boards selected by --boards and --tags (a board must carry every tag). */
+static int cmp_board_id(const void *a, const void *b)
+{
+	const struct farm_board *x = *(const struct farm_board *const *)a;
+	const struct farm_board *y = *(const struct farm_board *const *)b;
+	return strcmp(x->id, y->id);
+}
+
+/* Boards selected by --boards, --tags (a board must carry every tag), --port
+ * (any of the listed ports) and --shard. */
 static int select_boards(const struct farm_inventory *inv, const struct run_opts *o,
-			 const struct farm_board **sel, size_t *n)
+			 const struct farm_board **sel, size_t *n, size_t *n_unsharded)
 {
 	*n = 0;
 	for (size_t i = 0; i < o->n_boards; i++) {
@@ -164,8 +195,27 @@ static int select_boards(const struct farm_inventory *inv, const struct run_opts
 		for (size_t k = 0; ok && k < o->n_tags; k++)
 			if (!farm_board_has_tag(b, o->tags[k]))
 				ok = 0;
+		if (ok && o->n_ports) {
+			ok = 0;
+			for (size_t k = 0; k < o->n_ports; k++)
+				if (b->port && !strcmp(b->port, o->ports[k]))
+					ok = 1;
+		}
 		if (ok)
 			sel[(*n)++] = b;
+	}
+	*n_unsharded = *n;
+	if (o->shard_n) {
+		/* Deterministic and balanced: order the selection by board id and deal
+		 * it round-robin; shard K keeps every N-th board from the K-th on. The
+		 * same inventory and options give every CI job the same split, and
+		 * shard sizes differ by at most one. */
+		qsort(sel, *n, sizeof *sel, cmp_board_id);
+		size_t kept = 0;
+		for (size_t i = 0; i < *n; i++)
+			if (i % o->shard_n == o->shard_k - 1)
+				sel[kept++] = sel[i];
+		*n = kept;
 	}
 	return 0;
 }
@@ -195,7 +245,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
-				"       [--boards ID,...] [--tags TAG,...] [--jobs N] [--board-timeout SECS]\n"
+				"       [--boards ID,...] [--tags TAG,...] [--port PORT,...] [--shard K/N]\n"
+				"       [--jobs N] [--board-timeout SECS]\n"
 				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
 	}
@@ -223,10 +274,18 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		ret = FARM_EXIT_INFRA;
 		goto out;
 	}
-	if (select_boards(inv, &o, sel, &n_sel))
+	size_t n_unsharded = 0;
+	if (select_boards(inv, &o, sel, &n_sel, &n_unsharded))
 		goto out;
 	if (n_sel == 0) {
-		fprintf(stderr, "mpfarm run: no board of %s matches the selection (--boards/--tags)\n",
+		if (n_unsharded) {
+			/* an empty shard is not an error: N CI jobs may outnumber the boards */
+			printf("shard %u/%u of %s has no board; nothing to do\n", o.shard_k, o.shard_n,
+			       o.inventory);
+			ret = FARM_EXIT_OK;
+			goto out;
+		}
+		fprintf(stderr, "mpfarm run: no board of %s matches the selection (--boards/--tags/--port)\n",
 			o.inventory);
 		goto out;
 	}
@@ -328,5 +387,6 @@ out:
 	farm_run_result_free(&result);
 	farm_strv_free(o.boards, o.n_boards);
 	farm_strv_free(o.tags, o.n_tags);
+	farm_strv_free(o.ports, o.n_ports);
 	return ret;
 }
