@@ -37,6 +37,7 @@ struct run_opts {
 	int wait_lock_ms;
 	unsigned jobs;
 	unsigned board_timeout_ms;
+	const char *json_events;
 };
 
 static int parse_args(struct run_opts *o, int argc, char **argv)
@@ -53,6 +54,7 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "wait-lock", required_argument, NULL, 'W' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "port", required_argument, NULL, 'P' },
+		{ "json-events", required_argument, NULL, 'J' },
 		{ "shard", required_argument, NULL, 'S' },
 		{ "board-timeout", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
@@ -92,6 +94,9 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			break;
 		case 'L':
 			o->lock_dir = optarg;
+			break;
+		case 'J':
+			o->json_events = optarg;
 			break;
 		case 'P':
 			farm_strv_free(o->ports, o->n_ports);
@@ -242,11 +247,12 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	struct farm_run_result result = { 0 };
 	struct farm_err e = { 0 };
 	int ret = FARM_EXIT_USAGE;
+	FILE *json = NULL;
 
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
 				"       [--boards ID,...] [--tags TAG,...] [--port PORT,...] [--shard K/N]\n"
-				"       [--jobs N] [--board-timeout SECS]\n"
+				"       [--jobs N] [--board-timeout SECS] [--json-events FILE|-]\n"
 				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
 	}
@@ -329,8 +335,19 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		snprintf(run_id, sizeof run_id, "%s-%ld", ts, (long)getpid());
 	}
 
+	/* --json-events -: the event stream owns stdout, people read stderr */
+	int json_stdout = o.json_events && !strcmp(o.json_events, "-");
+	if (o.json_events && !json_stdout) {
+		json = fopen(o.json_events, "w");
+		if (!json) {
+			fprintf(stderr, "mpfarm run: cannot write --json-events %s: %s\n", o.json_events,
+				strerror(errno));
+			ret = FARM_EXIT_INFRA;
+			goto out;
+		}
+	}
 	struct farm_ui ui;
-	farm_ui_init(&ui, stdout, o.verbose, o.quiet);
+	farm_ui_init(&ui, json_stdout ? stderr : stdout, o.verbose, o.quiet);
 	result.name = strdup(inv->name ? inv->name : "mpfarm");
 	/* Every selected board gets its entry up front: nothing is lost if we stop early. */
 	for (size_t i = 0; i < n_sel; i++)
@@ -356,6 +373,7 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			: inv->timeouts.board_ms ? inv->timeouts.board_ms : 30u * 60 * 1000,
 		.cancel = cli->cancel,
 		.ui = &ui,
+		.json = json_stdout ? stdout : json,
 	};
 	int sr = farm_sched_run(jobs, n_sel, result.boards, &so, &e);
 	free(jobs);
@@ -377,7 +395,7 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		ret = FARM_EXIT_INFRA;
 		goto out;
 	}
-	printf("report: %s\n", report);
+	fprintf(ui.out, "report: %s\n", report);
 	ret = exit_code(&result, interrupted);
 out:
 	for (size_t i = 0; i < MAX_SUITES; i++)
@@ -388,5 +406,7 @@ out:
 	farm_strv_free(o.boards, o.n_boards);
 	farm_strv_free(o.tags, o.n_tags);
 	farm_strv_free(o.ports, o.n_ports);
+	if (json)
+		fclose(json);
 	return ret;
 }

@@ -1,5 +1,6 @@
 #include "job.h"
 
+#include "jsonl.h"
 #include "lock.h"
 
 #include <errno.h>
@@ -483,12 +484,16 @@ static void d_prop(void *p, const char *name, const char *value)
 {
 	struct farm_job_direct *d = p;
 	farm_board_add_prop(d->res, name, value);
+	if (d->json)
+		farm_jsonl_prop(d->json, d->res->board_id, name, value);
 }
 
 static void d_phase(void *p, const char *phase, const char *msg)
 {
 	struct farm_job_direct *d = p;
 	farm_ui_phase(d->ui, d->res->board_id, phase, "%s", msg);
+	if (d->json)
+		farm_jsonl_phase(d->json, d->res->board_id, phase, msg);
 }
 
 static void d_chunk(void *p, const char *data, size_t len)
@@ -510,6 +515,8 @@ static void d_case(void *p, const struct farm_case *c)
 	n->detail = c->detail ? strdup(c->detail) : NULL;
 	n->output = c->output ? strdup(c->output) : NULL;
 	farm_ui_case(d->ui, d->res->board_id, n);
+	if (d->json)
+		farm_jsonl_case(d->json, d->res->board_id, n);
 }
 
 static void d_transcript(void *p, const char *data, size_t len)
@@ -528,6 +535,8 @@ static void d_end(void *p, double time_s)
 {
 	struct farm_job_direct *d = p;
 	d->res->time_s = time_s;
+	if (d->json)
+		farm_jsonl_end(d->json, d->res->board_id, time_s);
 }
 
 void farm_job_direct_sink(struct farm_job_sink *sink, struct farm_job_direct *d)

@@ -5,6 +5,7 @@
 #define FARM_JOB_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "emulator.h"
 #include "err.h"
@@ -43,6 +44,7 @@ struct farm_job_sink {
 struct farm_job_direct {
 	struct farm_board_result *res;
 	const struct farm_ui *ui;
+	FILE *json;   /* --json-events stream, or NULL */
 };
 /* A sink writing into d->res and printing through d->ui. */
 void farm_job_direct_sink(struct farm_job_sink *sink, struct farm_job_direct *d);

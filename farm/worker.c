@@ -356,6 +356,7 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 		ws[i].fd = -1;
 		ws[i].d.res = &results[i];
 		ws[i].d.ui = o->ui;
+		ws[i].d.json = o->json;
 		farm_job_direct_sink(&ws[i].sink, &ws[i].d);
 	}
 	while (finished < n) {

@@ -14,6 +14,7 @@
 #define FARM_WORKER_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "err.h"
 #include "job.h"
@@ -26,6 +27,7 @@ struct farm_sched_opts {
 	unsigned grace_ms;         /* SIGTERM to SIGKILL; 0 = 5000 */
 	const volatile sig_atomic_t *cancel;
 	const struct farm_ui *ui;
+	FILE *json;                /* --json-events, or NULL */
 };
 
 /* results[i] (board_id already set) is filled for jobs[i]. Returns 1 if the
