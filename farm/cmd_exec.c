@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "cmd_common.h"
+#include "lock.h"
 #include "session.h"
 
 int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
@@ -69,11 +70,36 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 	}
 	int ret = FARM_EXIT_OK;
 	struct farm_session *s = NULL;
+	struct farm_lock *lock = NULL;
 	const struct farm_board *b = farm_inventory_board(inv, board_id);
 	if (!b) {
 		fprintf(stderr, "mpfarm exec: no board \"%s\" in %s (run 'mpfarm inventory check %s' to list them)\n",
 			board_id, inv_path, inv_path);
 		ret = FARM_EXIT_USAGE;
+		goto out;
+	}
+	/* Never disturb a board another mpfarm process is driving. */
+	char lock_dir[4096];
+	const char *env_lock = getenv("MPFARM_LOCK_DIR");
+	if (env_lock && *env_lock) {
+		snprintf(lock_dir, sizeof lock_dir, "%s", env_lock);
+		farm_cmd_mkdirs(lock_dir);
+	} else if (farm_lock_default_dir(lock_dir, sizeof lock_dir, &e)) {
+		fprintf(stderr, "mpfarm exec: no usable lock directory: %s\n", e.msg);
+		ret = FARM_EXIT_INFRA;
+		goto out;
+	}
+	struct farm_lock_owner me = { 0 }, holder = { 0 };
+	snprintf(me.run_id, sizeof me.run_id, "exec-%ld", (long)getpid());
+	snprintf(me.what, sizeof me.what, "exec on board %s", b->id);
+	rc = farm_lock_acquire(&lock, lock_dir, "board", b->id, &me, 0, cli->cancel, &holder, &e);
+	if (rc) {
+		char who[256] = "";
+		if (rc == FARM_EBUSY)
+			farm_lock_owner_describe(&holder, who, sizeof who);
+		fprintf(stderr, "mpfarm exec: board %s is busy: locked by %s\n", b->id,
+			rc == FARM_EBUSY ? who : e.msg);
+		ret = FARM_EXIT_INFRA;
 		goto out;
 	}
 	struct farm_session_opts so = { .cancel = cli->cancel };
@@ -104,6 +130,7 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 out:
 	fflush(stdout);
 	farm_session_close(s);
+	farm_lock_release(lock);
 	farm_inventory_free(inv);
 	farm_buf_free(&code);
 	return ret;

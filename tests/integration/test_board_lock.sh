@@ -26,6 +26,9 @@ cat "$WORK/out.txt"
 check_junit "$WORK/r2/junit.xml" --expect microbit-1:quick:one:skipped --expect microbit-2:quick:one:pass
 grep -qE "board busy: locked by pid [0-9]+ \(run [0-9TZ]+-$first" "$WORK/r2/junit.xml" || { grep -o "board busy[^\"]*" "$WORK/r2/junit.xml"; fail "busy reason does not name the holder"; }
 
+run_expect 3 exec microbit-1 -i "$inv" 'print(1)'
+grep -q "board microbit-1 is busy: locked by pid" "$WORK/err.txt" || fail "exec did not respect the lock"
+
 run_expect 0 run -i "$inv" --boards microbit-1 -s "$WORK/quick.yaml" -o "$WORK/r3" --wait-lock 60
 check_junit "$WORK/r3/junit.xml" --expect microbit-1:quick:one:pass
 wait $first || true   # the first run ends with its timeout failure

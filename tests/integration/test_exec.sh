@@ -22,9 +22,13 @@ no_leftover_qemu
 echo "PASS"
 
 # Several emulated boards side by side: no port or socket clashes.
+{
+  echo "boards:"
+  for i in 1 2 3 4; do echo "  - {id: mb-$i, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit}}"; done
+} >"$WORK/four.yaml"
 pids=()
 for i in 1 2 3 4; do
-  "$MPFARM" exec microbit-$(( (i % 2) + 1 )) -i "$inv" "import time; time.sleep_ms(300); print($i * 11)" \
+  "$MPFARM" exec mb-$i -i "$WORK/four.yaml" "import time; time.sleep_ms(300); print($i * 11)" \
     >"$WORK/par-$i.txt" 2>&1 & pids+=($!)
 done
 for i in 1 2 3 4; do
