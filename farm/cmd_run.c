@@ -375,7 +375,23 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		.ui = &ui,
 		.json = json_stdout ? stdout : json,
 	};
+	/* On a terminal: a live table instead of line output. */
+	const char **ids = calloc(n_sel, sizeof *ids);
+	size_t *counts = calloc(n_sel, sizeof *counts);
+	if (ids && counts) {
+		size_t total = 0;
+		for (size_t i = 0; i < o.n_suites; i++)
+			total += suites[i]->n_tests;
+		for (size_t i = 0; i < n_sel; i++) {
+			ids[i] = sel[i]->id;
+			counts[i] = total;
+		}
+		farm_ui_live_start(&ui, ids, counts, n_sel);
+	}
+	free(ids);
+	free(counts);
 	int sr = farm_sched_run(jobs, n_sel, result.boards, &so, &e);
+	farm_ui_live_stop(&ui);
 	free(jobs);
 	if (sr < 0) {
 		fprintf(stderr, "mpfarm run: %s\n", e.msg);

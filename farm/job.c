@@ -535,6 +535,7 @@ static void d_end(void *p, double time_s)
 {
 	struct farm_job_direct *d = p;
 	d->res->time_s = time_s;
+	farm_ui_board_done(d->ui, d->res->board_id, time_s);
 	if (d->json)
 		farm_jsonl_end(d->json, d->res->board_id, time_s);
 }

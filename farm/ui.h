@@ -9,12 +9,15 @@
 #include "err.h"
 #include "result.h"
 
+struct farm_ui_live; /* state of the live table (ui.c) */
+
 struct farm_ui {
 	FILE *out;
 	int color;    /* ANSI colours */
 	int verbose;  /* -v: REPL transcripts */
 	int quiet;    /* -q: summary only */
 	int tty;      /* out is a terminal: timestamps off, colours maybe */
+	struct farm_ui_live *live; /* non-NULL: a live table redrawn in place instead of lines */
 };
 
 /* Decide colour/tty from the stream and the environment. */
@@ -26,6 +29,14 @@ void farm_ui_phase(const struct farm_ui *ui, const char *board, const char *phas
 void farm_ui_case(const struct farm_ui *ui, const char *board, const struct farm_case *c);
 /* Verbose transcript block: every line prefixed "[board] | ", control bytes shown as \xNN. */
 void farm_ui_transcript(const struct farm_ui *ui, const char *board, const char *data, size_t len);
+/* On a TTY (and not -v/-q): switch to a live table with one row per board
+ * (board, phase, progress, current test, elapsed, result), redrawn in place.
+ * Returns 0, or -1 if it stays line output. */
+int farm_ui_live_start(struct farm_ui *ui, const char *const *boards, const size_t *tests, size_t n);
+/* A board's job ended. */
+void farm_ui_board_done(const struct farm_ui *ui, const char *board, double time_s);
+/* Final redraw and release of the live table (NULL-safe state). */
+void farm_ui_live_stop(struct farm_ui *ui);
 /* Summary table: board, passed/failed/errors/skipped, time; then totals. */
 void farm_ui_summary(const struct farm_ui *ui, const struct farm_run_result *r);
 
