@@ -38,7 +38,39 @@ struct run_opts {
 	unsigned jobs;
 	unsigned board_timeout_ms;
 	const char *json_events;
+	unsigned t_boot, t_test, t_board, t_stall; /* --timeout overrides (ms), 0 = not given */
 };
+
+/* --timeout boot=S,test=S,board=S,stall=S (seconds; CLI beats board and inventory). */
+static int parse_timeouts(struct run_opts *o, const char *arg)
+{
+	char **items = NULL;
+	size_t n = 0;
+	int rc = 0;
+	if (farm_cmd_split_list(arg, &items, &n))
+		return -1;
+	for (size_t i = 0; i < n && !rc; i++) {
+		char *eq = strchr(items[i], '=');
+		char *end = NULL;
+		double secs = eq ? strtod(eq + 1, &end) : -1;
+		unsigned *dst = NULL;
+		if (eq) {
+			*eq = '\0';
+			dst = !strcmp(items[i], "boot") ? &o->t_boot : !strcmp(items[i], "test") ? &o->t_test
+			      : !strcmp(items[i], "board") ? &o->t_board : !strcmp(items[i], "stall") ? &o->t_stall
+			      : NULL;
+		}
+		if (!dst || !end || *end || secs < 0.1 || secs > 7 * 86400) {
+			fprintf(stderr, "mpfarm run: --timeout takes boot=S,test=S,board=S,stall=S "
+					"(seconds, 0.1..604800), got \"%s\"\n", arg);
+			rc = -1;
+			break;
+		}
+		*dst = (unsigned)(secs * 1000);
+	}
+	farm_strv_free(items, n);
+	return rc;
+}
 
 static int parse_args(struct run_opts *o, int argc, char **argv)
 {
@@ -55,6 +87,7 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "port", required_argument, NULL, 'P' },
 		{ "json-events", required_argument, NULL, 'J' },
+		{ "timeout", required_argument, NULL, 'O' },
 		{ "shard", required_argument, NULL, 'S' },
 		{ "board-timeout", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
@@ -97,6 +130,10 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			break;
 		case 'J':
 			o->json_events = optarg;
+			break;
+		case 'O':
+			if (parse_timeouts(o, optarg))
+				return -1;
 			break;
 		case 'P':
 			farm_strv_free(o->ports, o->n_ports);
@@ -225,6 +262,22 @@ static int select_boards(const struct farm_inventory *inv, const struct run_opts
 	return 0;
 }
 
+/* The longest a healthy worker stays silent: the longest test (or the board's
+ * default) plus a full recovery (interrupt, soft reset, reset, boot) plus a
+ * lock wait, with a margin. */
+static unsigned stall_limit(const struct farm_board *b, struct farm_suite *const *suites,
+			    size_t n_suites, int wait_lock_ms)
+{
+	unsigned longest = b->repl.test_timeout_ms;
+	for (size_t i = 0; i < n_suites; i++)
+		for (size_t t = 0; t < suites[i]->n_tests; t++)
+			if (suites[i]->tests[t].timeout_ms > longest)
+				longest = suites[i]->tests[t].timeout_ms;
+	unsigned long long ms = (unsigned long long)longest + 2ull * b->repl.boot_timeout_ms +
+				(unsigned)(wait_lock_ms > 0 ? wait_lock_ms : 0) + 30000u;
+	return ms > 0xffffffffu ? 0xffffffffu : (unsigned)ms;
+}
+
 static int exit_code(const struct farm_run_result *r, int interrupted)
 {
 	if (interrupted)
@@ -252,7 +305,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
 				"       [--boards ID,...] [--tags TAG,...] [--port PORT,...] [--shard K/N]\n"
-				"       [--jobs N] [--board-timeout SECS] [--json-events FILE|-]\n"
+				"       [--jobs N] [--board-timeout SECS] [--timeout boot=S,test=S,board=S,stall=S]\n"
+				"       [--json-events FILE|-]\n"
 				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
 	}
@@ -361,16 +415,25 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		ret = FARM_EXIT_INFRA;
 		goto out;
 	}
-	for (size_t i = 0; i < n_sel; i++)
+	for (size_t i = 0; i < n_sel; i++) {
+		/* CLI timeouts beat the board's and the inventory's */
+		struct farm_board *b = (struct farm_board *)sel[i];
+		if (o.t_boot)
+			b->repl.boot_timeout_ms = o.t_boot;
+		if (o.t_test)
+			b->repl.test_timeout_ms = o.t_test;
 		jobs[i] = (struct farm_job){
 			.inv = inv, .board = sel[i], .suites = suites, .n_suites = o.n_suites,
 			.log_dir = log_dir, .cancel = cli->cancel,
 			.lock_dir = lock_dir, .wait_lock_ms = o.wait_lock_ms, .run_id = run_id,
+			.deadline_ms = o.t_board ? o.t_board : o.board_timeout_ms ? o.board_timeout_ms
+				     : b->timeouts.board_ms,
+			.stall_ms = o.t_stall ? o.t_stall : stall_limit(b, suites, o.n_suites, o.wait_lock_ms),
 		};
+	}
 	struct farm_sched_opts so = {
 		.jobs = o.jobs,
-		.board_timeout_ms = o.board_timeout_ms ? o.board_timeout_ms
-			: inv->timeouts.board_ms ? inv->timeouts.board_ms : 30u * 60 * 1000,
+		.board_timeout_ms = 30u * 60 * 1000, /* when neither CLI, board nor inventory say */
 		.cancel = cli->cancel,
 		.ui = &ui,
 		.json = json_stdout ? stdout : json,

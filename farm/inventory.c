@@ -28,7 +28,7 @@ static const char *const probe_keys[] = { "id", "kind", "connection", "serial_nu
 					   "target", "config", "speed_khz", "gdb_port", NULL };
 static const char *const board_keys[] = { "id", "port", "board", "variant", "mcu", "serial",
 					   "tags", "probe", "resources", "flash", "emulator", "repl",
-					   NULL };
+					   "timeouts", NULL };
 static const char *const serial_keys[] = { "path", "baud", "dtr", "rts", NULL };
 static const char *const emulator_keys[] = { "kind", "machine", "firmware", NULL };
 static const char *const repl_keys[] = { "chunk", "delay_ms", "window", "timeout", "boot_timeout",
@@ -664,6 +664,9 @@ static void check_probe_ref(struct vctx *c, const struct farm_ynode *n, const ch
 	free(ids);
 }
 
+static void load_timeouts_node(struct vctx *c, const struct farm_ynode *n, const char *where,
+			       struct farm_timeouts *t);
+
 static void load_board(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		       struct farm_board *b, const struct farm_inventory *inv)
 {
@@ -674,15 +677,19 @@ static void load_board(struct vctx *c, const struct farm_ynode *n, size_t idx,
 	b->serial.dtr = -1;
 	b->serial.rts = -1;
 	farm_repl_cfg_default(&b->repl);
-	if (inv->timeouts.test_ms)
-		b->repl.test_timeout_ms = inv->timeouts.test_ms;
-	if (inv->timeouts.boot_ms)
-		b->repl.boot_timeout_ms = inv->timeouts.boot_ms;
 	b->line = n->line;
 	b->col = n->col;
 	if (farm_ycheck_kind(c->doc, n, FARM_YMAP, where, c->d))
 		return;
 	farm_ycheck_keys(c->doc, n, board_keys, where, c->d);
+	/* The inventory's timeouts, then the board's own (repl: timeout/boot_timeout win over both). */
+	b->timeouts = inv->timeouts;
+	load_timeouts_node(c, farm_ymap_get(n, "timeouts"), join(w, sizeof w, where, "timeouts"),
+			   &b->timeouts);
+	if (b->timeouts.test_ms)
+		b->repl.test_timeout_ms = b->timeouts.test_ms;
+	if (b->timeouts.boot_ms)
+		b->repl.boot_timeout_ms = b->timeouts.boot_ms;
 
 	get_id(c, n, "id", where, 1, &b->id);
 	if (req_str(c, n, "port", where, NAME_MAX_LEN, &b->port) == 0 && b->port &&
@@ -829,10 +836,10 @@ static void load_probes(struct vctx *c, const struct farm_ynode *root,
 	check_unique(c, list, "probe", probe_id_at, inv, inv->n_probes);
 }
 
-static void load_timeouts(struct vctx *c, const struct farm_ynode *root,
-			  struct farm_inventory *inv)
+/* A timeouts: mapping (top level, or a board's own) into t. */
+static void load_timeouts_node(struct vctx *c, const struct farm_ynode *n, const char *where,
+			       struct farm_timeouts *t)
 {
-	struct farm_timeouts *t = &inv->timeouts;
 	const struct {
 		const char *key;
 		unsigned min_ms, max_ms;
@@ -844,15 +851,19 @@ static void load_timeouts(struct vctx *c, const struct farm_ynode *root,
 		{ "build", 1000, 86400000u, &t->build_ms },
 		{ "board", 1000, 86400000u, &t->board_ms },
 	};
-	const struct farm_ynode *n = present(root, "timeouts");
 	char w[WHAT_MAX];
-	if (!n || farm_ycheck_kind(c->doc, n, FARM_YMAP, "timeouts", c->d))
+	if (!n || farm_ycheck_kind(c->doc, n, FARM_YMAP, where, c->d))
 		return;
-	farm_ycheck_keys(c->doc, n, timeout_keys, "timeouts", c->d);
+	farm_ycheck_keys(c->doc, n, timeout_keys, where, c->d);
 	for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++)
-		farm_yget_ms(c->doc, farm_ymap_get(n, spec[i].key),
-			     join(w, sizeof w, "timeouts", spec[i].key), spec[i].min_ms,
-			     spec[i].max_ms, spec[i].dst, c->d);
+		farm_yget_ms(c->doc, farm_ymap_get(n, spec[i].key), join(w, sizeof w, where, spec[i].key),
+			     spec[i].min_ms, spec[i].max_ms, spec[i].dst, c->d);
+}
+
+static void load_timeouts(struct vctx *c, const struct farm_ynode *root,
+			  struct farm_inventory *inv)
+{
+	load_timeouts_node(c, present(root, "timeouts"), "timeouts", &inv->timeouts);
 }
 
 static void load_boards(struct vctx *c, const struct farm_ynode *root,

@@ -56,6 +56,10 @@ struct farm_emulator_cfg {
 	unsigned line, col;
 };
 
+struct farm_timeouts {
+	unsigned boot_ms, test_ms, flash_ms, build_ms, board_ms; /* 0 = default */
+};
+
 struct farm_board {
 	char *id;
 	char *port;            /* MicroPython port: rp2, stm32, esp32, nrf, ... */
@@ -71,6 +75,7 @@ struct farm_board {
 	struct farm_flash_cfg flash;
 	struct farm_emulator_cfg emulator;
 	struct farm_repl_cfg repl;
+	struct farm_timeouts timeouts; /* the inventory's, overridden by the board's own timeouts: */
 	unsigned line, col;    /* where the board's mapping starts */
 };
 
@@ -102,9 +107,6 @@ struct farm_fw_target {
 	unsigned line, col;
 };
 
-struct farm_timeouts {
-	unsigned boot_ms, test_ms, flash_ms, build_ms, board_ms; /* 0 = default */
-};
 
 struct farm_inventory {
 	char *path;

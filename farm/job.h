@@ -25,6 +25,8 @@ struct farm_job {
 	const char *lock_dir;         /* board locks (farm/lock.h); NULL = no locking */
 	int wait_lock_ms;             /* 0 = a busy board is skipped at once */
 	const char *run_id;           /* recorded in lock files for humans */
+	unsigned deadline_ms;         /* whole board (parent-enforced); 0 = the scheduler's */
+	unsigned stall_ms;            /* parent's watchdog: longest silence of a healthy worker */
 };
 
 /* Where a job reports, as things happen. In a worker process the sink

@@ -24,7 +24,8 @@ static const struct farm_command commands[] = {
 	{ "run", farm_cmd_run, "flash (later), boot and test every selected board; write a JUnit report",
 	  "mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR] [--boards ID,...]\n"
 	  "           [--tags TAG,...] [--port PORT,...] [--shard K/N] [--jobs N]\n"
-	  "           [--board-timeout SECS] [--json-events FILE|-] [--lock-dir DIR]\n"
+	  "           [--board-timeout SECS] [--timeout boot=S,test=S,board=S,stall=S]\n"
+	  "           [--json-events FILE|-] [--lock-dir DIR]\n"
 	  "           [--wait-lock SECS] [-v] [-q]" },
 	{ "inventory", farm_cmd_inventory, "validate an inventory file",
 	  "mpfarm inventory check INVENTORY" },

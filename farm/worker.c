@@ -113,7 +113,7 @@ struct worker {
 	int fd;
 	int started, finished, ended; /* ended: END record seen */
 	struct farm_event_reader rd;
-	long long start_ms, kill_at;
+	long long start_ms, kill_at, last_ms;
 	int term_sent, killed;
 	char phase[32];
 	char reason[256]; /* why the parent stopped it */
@@ -261,7 +261,7 @@ static int start_worker(const struct farm_job *job, struct worker *w, struct far
 	w->pid = pid;
 	w->fd = fds[0];
 	w->started = 1;
-	w->start_ms = farm_now_ms();
+	w->start_ms = w->last_ms = farm_now_ms();
 	snprintf(w->phase, sizeof w->phase, "start");
 	return 0;
 }
@@ -323,6 +323,7 @@ static void drain_fd(struct worker *w, int *eof)
 			*eof = 1;
 		return;
 	}
+	w->last_ms = farm_now_ms();
 	if (farm_event_feed(&w->rd, buf, (size_t)n))
 		return;
 	struct farm_event ev;
@@ -432,11 +433,21 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 			struct worker *w = &ws[i];
 			if (!w->started || w->finished)
 				continue;
-			if (o->board_timeout_ms && !w->term_sent &&
-			    now - w->start_ms > (long long)o->board_timeout_ms) {
+			unsigned deadline = jobs[i].deadline_ms ? jobs[i].deadline_ms : o->board_timeout_ms;
+			if (deadline && !w->term_sent && now - w->start_ms > (long long)deadline) {
 				char why[128];
 				snprintf(why, sizeof why, "board deadline of %.1f s exceeded during phase %s",
-					 o->board_timeout_ms / 1000.0, w->phase);
+					 deadline / 1000.0, w->phase);
+				stop_worker(w, grace, why);
+			}
+			/* The watchdog: a worker that says nothing for longer than any healthy
+			 * step takes is hung (stuck in a driver, stopped, deadlocked). */
+			if (jobs[i].stall_ms && !w->term_sent &&
+			    now - w->last_ms > (long long)jobs[i].stall_ms) {
+				char why[160];
+				snprintf(why, sizeof why,
+					 "no progress for %.1f s during phase %s: the worker hung and was stopped",
+					 jobs[i].stall_ms / 1000.0, w->phase);
 				stop_worker(w, grace, why);
 			}
 			if (w->term_sent && !w->killed && now >= w->kill_at) {

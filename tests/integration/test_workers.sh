@@ -56,6 +56,46 @@ check_junit "$WORK/r2/junit.xml" --expect mb-a:w:first:pass --expect mb-a:w:spin
 grep -q "board deadline of 3.0 s exceeded during phase" "$WORK/r2/junit.xml" || fail "no deadline reason"
 no_leftover_qemu
 
+# The parent's watchdog: a worker that stops making progress (here: SIGSTOPped)
+# is declared hung and stopped; its tests are errors saying so.
+cat >"$WORK/stall.yaml" <<'YAML'
+suite: stall
+tests:
+  - name: spins
+    code: |
+      while True:
+          pass
+    timeout: 2
+  - name: after
+    code: print("after")
+    expect: "after\n"
+YAML
+"$MPFARM" run -i "$HERE/data/two-boards.yaml" --boards mb-a -s "$WORK/stall.yaml" -o "$WORK/r4" \
+  --timeout stall=4 >"$WORK/out4.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "identify:" "$WORK/out4.txt" && break; sleep 0.05; done
+worker=$(pgrep -P $pid -f mpfarm | head -1)
+[ -n "$worker" ] || { cat "$WORK/out4.txt"; fail "no worker to stop"; }
+kill -STOP "$worker"
+set +e
+wait $pid
+rc=$?
+set -e
+cat "$WORK/out4.txt"
+[ $rc = 3 ] || fail "exit code $rc with a hung worker, expected 3"
+check_junit "$WORK/r4/junit.xml" --expect mb-a:stall:spins:error --expect mb-a:stall:after:error
+grep -q "no progress for 4.0 s during phase" "$WORK/r4/junit.xml" || fail "no watchdog reason"
+for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
+[ -z "$(pgrep -f "qemu-system-arm.*$RUN" || true)" ] || fail "emulator left after the watchdog"
+rm -rf "$RUN"/mpfarm-emu-*
+
+# --timeout test=S beats the board's default test timeout (the suite sets none here).
+printf 'suite: t\ntests:\n  - name: spins\n    code: "while True: pass"\n' >"$WORK/t.yaml"
+run_expect 1 run -i "$HERE/data/two-boards.yaml" --boards mb-b -s "$WORK/t.yaml" -o "$WORK/r5" \
+  --timeout test=1.5
+grep -q "timed out after 1.5 s" "$WORK/r5/junit.xml" || fail "--timeout test=1.5 not applied"
+run_expect 2 run -i "$HERE/data/two-boards.yaml" -s "$WORK/t.yaml" --timeout tset=1
+
 # --jobs 1 runs the boards one after another and gets the same results.
 run_expect 0 run -i "$HERE/data/two-boards.yaml" -s "$SRC/suites/smoke.yaml" -o "$WORK/r3" --jobs 1 -q
 check_junit "$WORK/r3/junit.xml" --min-tests 26

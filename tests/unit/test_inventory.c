@@ -611,6 +611,40 @@ static void test_many_problems_capped(void)
 	farm_buf_free(&b);
 }
 
+
+static void test_board_timeouts_override(void)
+{
+	static const char text[] =
+		"timeouts: {test: 20, board: 600}\n"
+		"boards:\n"
+		"  - {id: a, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit}}\n"
+		"  - {id: b, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit},\n"
+		"     timeouts: {test: 5, board: 60, flash: 30}}\n"
+		"  - {id: c, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit},\n"
+		"     timeouts: {tset: 5}}\n";
+	struct farm_inventory *inv = NULL;
+	struct farm_diags d = { 0 };
+	struct farm_err e = { 0 };
+	CU_ASSERT_EQUAL(farm_inventory_load_buf(&inv, "t.yaml", text, sizeof text - 1, &d, &e), FARM_EINVAL);
+	CU_ASSERT_EQUAL(d.n, 1); /* only the misspelt key */
+	CU_ASSERT(d.n == 1 && strstr(d.v[0].msg, "tset") && d.v[0].line == 7);
+	farm_diags_free(&d);
+	/* without the bad board, the values merge: board's own beat the inventory's */
+	static const char good[] =
+		"timeouts: {test: 20, board: 600}\n"
+		"boards:\n"
+		"  - {id: a, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit}}\n"
+		"  - {id: b, port: nrf, board: microbit, emulator: {kind: qemu, machine: microbit},\n"
+		"     timeouts: {test: 5, board: 60}}\n";
+	CU_ASSERT_EQUAL_FATAL(farm_inventory_load_buf(&inv, "g.yaml", good, sizeof good - 1, &d, &e), 0);
+	CU_ASSERT_EQUAL(inv->boards[0].repl.test_timeout_ms, 20000);
+	CU_ASSERT_EQUAL(inv->boards[0].timeouts.board_ms, 600000);
+	CU_ASSERT_EQUAL(inv->boards[1].repl.test_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(inv->boards[1].timeouts.board_ms, 60000);
+	farm_inventory_free(inv);
+	farm_diags_free(&d);
+}
+
 int cu_register(void)
 {
 	CU_pSuite s = CU_add_suite("inventory", NULL, NULL);
@@ -635,6 +669,7 @@ int cu_register(void)
 		{ "100 MB file", test_huge_file },
 		{ "hostile YAML", test_hostile_yaml },
 		{ "problem cap", test_many_problems_capped },
+		{ "board timeouts override", test_board_timeouts_override },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
 		if (!CU_add_test(s, tests[i].name, tests[i].fn))
