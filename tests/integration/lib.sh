@@ -55,6 +55,34 @@ no_leftover_qemu() {
   [ -z "$dirs" ] || fail "emulator socket dirs left behind: $dirs"
 }
 
+# wait_lines FILE PATTERN [COUNT]: wait (up to 10 s) until PATTERN occurs COUNT times (default 1).
+wait_lines() {
+  local want=${3:-1}
+  for _ in $(seq 200); do
+    [ "$(grep -c -- "$2" "$1" 2>/dev/null || true)" -ge "$want" ] && return 0
+    sleep 0.05
+  done
+  cat "$1"; fail "timed out waiting for '$2' in $1"
+}
+
+# wait_rc PID: wait for a background job and put its exit code in RC.
+wait_rc() {
+  set +e
+  wait "$1"
+  RC=$?
+  set -e
+}
+
+# emulators_gone WHAT: the emulators of this test die soon (killed runs rely on PDEATHSIG);
+# then the socket dirs a killed run could not remove are cleared.
+emulators_gone() {
+  for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
+  local left
+  left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
+  [ -z "$left" ] || fail "emulator left running $1: $left"
+  rm -rf "$RUN"/mpfarm-emu-*
+}
+
 check_junit() {
   python3 "$HERE/check_junit.py" "$@"
 }

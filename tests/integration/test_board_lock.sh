@@ -18,8 +18,7 @@ inv=$SRC/inventories/emulated.yaml
 
 "$MPFARM" run -i "$inv" --boards microbit-1 -s "$WORK/hold.yaml" -o "$WORK/r1" >"$WORK/first.txt" 2>&1 &
 first=$!
-for _ in $(seq 100); do grep -q "identify:" "$WORK/first.txt" && break; sleep 0.1; done
-grep -q "identify:" "$WORK/first.txt" || { cat "$WORK/first.txt"; fail "first run did not start"; }
+wait_lines "$WORK/first.txt" "identify:"
 
 run_expect 0 run -i "$inv" -s "$WORK/quick.yaml" -o "$WORK/r2"
 cat "$WORK/out.txt"
@@ -36,12 +35,11 @@ wait $first || true   # the first run ends with its timeout failure
 # A SIGKILLed holder leaves the board free.
 "$MPFARM" run -i "$inv" --boards microbit-1 -s "$WORK/hold.yaml" -o "$WORK/r4" >"$WORK/fourth.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "identify:" "$WORK/fourth.txt" && break; sleep 0.1; done
-kill -KILL $pid; wait $pid 2>/dev/null || true
+wait_lines "$WORK/fourth.txt" "identify:"
+kill -KILL $pid
+wait_rc $pid
 # Its worker stops cleanly (SIGTERM on its parent's death) and then frees the board.
 run_expect 0 run -i "$inv" --boards microbit-1 -s "$WORK/quick.yaml" -o "$WORK/r5" --wait-lock 30
 check_junit "$WORK/r5/junit.xml" --expect microbit-1:quick:one:pass
-# The SIGKILLed run could not remove its emulator's socket dir; its QEMU must be gone.
-left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
-[ -z "$left" ] || fail "emulator processes left behind: $left"
+emulators_gone "after a SIGKILLed run"
 echo "PASS"

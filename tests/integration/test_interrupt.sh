@@ -21,16 +21,12 @@ tests:
 YAML
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/slow.yaml" -o "$WORK/report" >"$WORK/out.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "test slow/first" "$WORK/out.txt" && break; sleep 0.1; done
-grep -q "test slow/first" "$WORK/out.txt" || { cat "$WORK/out.txt"; fail "run did not start"; }
+wait_lines "$WORK/out.txt" "test slow/first"
 sleep 0.5
 kill -INT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+wait_rc $pid
 cat "$WORK/out.txt"
-[ $rc = 130 ] || fail "exit code $rc after SIGINT, expected 130"
+[ $RC = 130 ] || fail "exit code $RC after SIGINT, expected 130"
 check_junit "$WORK/report/junit.xml" --expect mb-a:slow:first:pass --expect mb-a:slow:spins:skipped \
   --expect mb-a:slow:never-reached:skipped --expect mb-b:slow:never-reached:skipped
 grep -q 'run interrupted' "$WORK/report/junit.xml" || fail "no 'run interrupted' reason"
@@ -39,28 +35,20 @@ no_leftover_qemu
 # A second Ctrl-C kills the workers at once, and the report is still written.
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/slow.yaml" -o "$WORK/report3" >"$WORK/out3.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do [ "$(grep -c 'test slow/first' "$WORK/out3.txt")" = 2 ] && break; sleep 0.1; done
+wait_lines "$WORK/out3.txt" "test slow/first" 2
 kill -INT $pid; kill -INT $pid 2>/dev/null || true
-set +e
-wait $pid
-rc=$?
-set -e
+wait_rc $pid
 cat "$WORK/out3.txt"
-[ $rc = 130 ] || fail "exit code $rc after two SIGINTs, expected 130"
+[ $RC = 130 ] || fail "exit code $RC after two SIGINTs, expected 130"
 check_junit "$WORK/report3/junit.xml" --expect mb-a:slow:first:pass --expect mb-a:slow:never-reached:skipped \
   --expect mb-b:slow:never-reached:skipped
-for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
-left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
-[ -z "$left" ] || fail "emulator left after a second Ctrl-C: $left"
-rm -rf "$RUN"/mpfarm-emu-*   # killed workers could not remove their socket dirs
+emulators_gone "after a second Ctrl-C"
 
 # SIGKILL: nothing can be cleaned up by mpfarm itself; the emulator must still die.
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/slow.yaml" -o "$WORK/report2" >"$WORK/out2.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "test slow/first" "$WORK/out2.txt" && break; sleep 0.1; done
+wait_lines "$WORK/out2.txt" "test slow/first"
 kill -KILL $pid
-wait $pid 2>/dev/null || true
-for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
-left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
-[ -z "$left" ] || fail "emulator $left outlived a SIGKILLed mpfarm"
+wait_rc $pid
+emulators_gone "after mpfarm was SIGKILLed"
 echo "PASS"

@@ -21,7 +21,7 @@ tests:
 YAML
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" -s "$WORK/w.yaml" -o "$WORK/report" >"$WORK/out.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do [ "$(grep -c 'test w/first' "$WORK/out.txt")" = 2 ] && break; sleep 0.1; done
+wait_lines "$WORK/out.txt" "test w/first" 2
 sleep 0.3
 # the worker of mb-a: a child of mpfarm whose board log is being written
 victim=""
@@ -32,20 +32,14 @@ for c in $(pgrep -P $pid); do
 done
 [ -n "$victim" ] || { cat "$WORK/out.txt"; fail "no worker found for mb-a"; }
 kill -KILL "$victim"
-set +e
-wait $pid
-rc=$?
-set -e
+wait_rc $pid
 cat "$WORK/out.txt"
-[ $rc = 3 ] || fail "exit code $rc, expected 3 (infrastructure error)"
+[ $RC = 3 ] || fail "exit code $RC, expected 3 (infrastructure error)"
 check_junit "$WORK/report/junit.xml" --expect mb-a:w:first:pass --expect mb-a:w:spins:error \
   --expect mb-a:w:last:error --expect mb-b:w:first:pass --expect mb-b:w:spins:failure \
   --expect mb-b:w:last:pass
 grep -q "killed by signal 9" "$WORK/report/junit.xml" || fail "the error does not name the signal"
-for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
-left=$(pgrep -f "qemu-system-arm.*$RUN" || true)
-[ -z "$left" ] || fail "emulator left running after its worker was killed: $left"
-rm -rf "$RUN"/mpfarm-emu-*   # the killed worker could not remove its socket dir
+emulators_gone "after its worker was killed"
 
 # Board deadline: the whole board gets 3 s; the spinning test would take 8.
 run_expect 3 run -i "$HERE/data/two-boards.yaml" --boards mb-a -s "$WORK/w.yaml" -o "$WORK/r2" \
@@ -73,21 +67,16 @@ YAML
 "$MPFARM" run -i "$HERE/data/two-boards.yaml" --boards mb-a -s "$WORK/stall.yaml" -o "$WORK/r4" \
   --timeout stall=4 >"$WORK/out4.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "identify:" "$WORK/out4.txt" && break; sleep 0.05; done
+wait_lines "$WORK/out4.txt" "identify:"
 worker=$(pgrep -P $pid -f mpfarm | head -1)
 [ -n "$worker" ] || { cat "$WORK/out4.txt"; fail "no worker to stop"; }
 kill -STOP "$worker"
-set +e
-wait $pid
-rc=$?
-set -e
+wait_rc $pid
 cat "$WORK/out4.txt"
-[ $rc = 3 ] || fail "exit code $rc with a hung worker, expected 3"
+[ $RC = 3 ] || fail "exit code $RC with a hung worker, expected 3"
 check_junit "$WORK/r4/junit.xml" --expect mb-a:stall:spins:error --expect mb-a:stall:after:error
 grep -q "no progress for 4.0 s during phase" "$WORK/r4/junit.xml" || fail "no watchdog reason"
-for _ in $(seq 50); do pgrep -f "qemu-system-arm.*$RUN" >/dev/null || break; sleep 0.1; done
-[ -z "$(pgrep -f "qemu-system-arm.*$RUN" || true)" ] || fail "emulator left after the watchdog"
-rm -rf "$RUN"/mpfarm-emu-*
+emulators_gone "after the watchdog"
 
 # --timeout test=S beats the board's default test timeout (the suite sets none here).
 printf 'suite: t\ntests:\n  - name: spins\n    code: "while True: pass"\n' >"$WORK/t.yaml"
