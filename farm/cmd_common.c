@@ -77,3 +77,17 @@ int farm_cmd_mkdirs(const char *path)
 		return -errno;
 	return 0;
 }
+
+int farm_cmd_parse_seconds(const char *cmd, const char *option, const char *text, double min_s,
+			   double max_s, unsigned *ms)
+{
+	char *end = NULL;
+	double secs = strtod(text, &end);
+	if (end == text || *end || !(secs >= min_s) || secs > max_s) {
+		fprintf(stderr, "mpfarm %s: %s takes seconds (%g..%g), got \"%s\"\n", cmd, option, min_s,
+			max_s, text);
+		return -1;
+	}
+	*ms = (unsigned)(secs * 1000.0 + 0.5);
+	return 0;
+}

@@ -19,7 +19,7 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inv_path = NULL;
-	double timeout_s = 0;
+	unsigned timeout_ms = 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:t:", longopts, NULL)) != -1) {
@@ -27,15 +27,10 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 		case 'i':
 			inv_path = optarg;
 			break;
-		case 't': {
-			char *end;
-			timeout_s = strtod(optarg, &end);
-			if (*end || timeout_s <= 0 || timeout_s > 86400) {
-				fprintf(stderr, "mpfarm exec: -t takes seconds (0 < t <= 86400), got \"%s\"\n", optarg);
+		case 't':
+			if (farm_cmd_parse_seconds("exec", "-t", optarg, 0.1, 86400, &timeout_ms))
 				return FARM_EXIT_USAGE;
-			}
 			break;
-		}
 		default:
 			fprintf(stderr, "usage: mpfarm exec BOARD_ID -i INVENTORY [-t SECONDS] 'python code'\n");
 			return FARM_EXIT_USAGE;
@@ -110,7 +105,7 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	struct farm_repl_result r = { 0 };
-	int tmo = timeout_s > 0 ? (int)(timeout_s * 1000) : (int)b->repl.test_timeout_ms;
+	int tmo = timeout_ms ? (int)timeout_ms : (int)b->repl.test_timeout_ms;
 	rc = farm_repl_exec(s->repl, code.data, code.len, tmo, &r, &e);
 	if (r.out.len) {
 		r.out.len = farm_repl_normalize_eol(r.out.data, r.out.len);

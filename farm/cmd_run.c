@@ -163,25 +163,16 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			o->jobs = (unsigned)v;
 			break;
 		}
-		case 'B': {
-			char *end;
-			double secs = strtod(optarg, &end);
-			if (*end || secs <= 0 || secs > 7 * 86400) {
-				fprintf(stderr, "mpfarm run: --board-timeout takes seconds, got \"%s\"\n", optarg);
+		case 'B':
+			if (farm_cmd_parse_seconds("run", "--board-timeout", optarg, 0.1, 7 * 86400,
+						   &o->board_timeout_ms))
 				return -1;
-			}
-			o->board_timeout_ms = (unsigned)(secs * 1000);
 			break;
-		}
 		case 'W': {
-			char *end;
-			double secs = strtod(optarg, &end);
-			if (*end || secs < 0 || secs > 86400) {
-				fprintf(stderr, "mpfarm run: --wait-lock takes seconds (0..86400), got \"%s\"\n",
-					optarg);
+			unsigned ms;
+			if (farm_cmd_parse_seconds("run", "--wait-lock", optarg, 0, 86400, &ms))
 				return -1;
-			}
-			o->wait_lock_ms = (int)(secs * 1000);
+			o->wait_lock_ms = (int)ms;
 			break;
 		}
 		default:
