@@ -1,42 +1,9 @@
 #include "jsonl.h"
 
+#include "utf8.h"
+
 #include <string.h>
 #include <time.h>
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned min;
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xe0) == 0xc0) {
-		len = 2;
-		min = 0x80;
-		c &= 0x1f;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3;
-		min = 0x800;
-		c &= 0x0f;
-	} else if ((c & 0xf8) == 0xf0) {
-		len = 4;
-		min = 0x10000;
-		c &= 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return len;
-}
 
 int farm_json_string(struct farm_buf *out, const char *s, size_t len)
 {
@@ -61,7 +28,8 @@ int farm_json_string(struct farm_buf *out, const char *s, size_t len)
 			rc = farm_buf_printf(out, "\\u%04x", c);
 			i++;
 		} else {
-			size_t k = utf8_len(p + i, len - i);
+			uint32_t cp;
+			size_t k = c < 0x80 ? 1 : farm_utf8_seq(p + i, len - i, &cp);
 			if (k == 0) {
 				rc = farm_buf_append(out, "\\ufffd", 6);
 				i++;

@@ -42,6 +42,7 @@
  * bytes; failure details keep their head, outputs and transcripts their tail
  * (where the traceback is), with a "[truncated N bytes]" note. */
 #include "junit.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,48 +64,6 @@
 #define ELLIPSIS "\xE2\x80\xA6" /* U+2026 "…" */
 
 static const char hex_digits[] = "0123456789ABCDEF";
-
-/* Length (2..4) of the well-formed UTF-8 sequence at s, with its code point
- * in *cp; 0 if s does not start one. Follows the Unicode table of
- * well-formed byte sequences: no overlongs, no surrogates, nothing past
- * U+10FFFF, no truncated sequences. */
-static size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-	size_t n;
-	uint32_t v;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		v = c & 0x0F;
-		if (c == 0xE0)
-			lo = 0xA0; /* overlong */
-		else if (c == 0xED)
-			hi = 0x9F; /* surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		v = c & 0x07;
-		if (c == 0xF0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xF4)
-			hi = 0x8F; /* > U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (len < n || s[1] < lo || s[1] > hi)
-		return 0;
-	v = (v << 6) | (s[1] & 0x3Fu);
-	for (size_t i = 2; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3Fu);
-	}
-	*cp = v;
-	return n;
-}
 
 /* Bytes that stand for themselves. */
 static int is_plain(unsigned char c, int attribute)
@@ -152,7 +111,7 @@ static size_t escape_unit(const unsigned char *s, size_t len, int attribute, cha
 		o[0] = (char)c;
 		return 1;
 	}
-	size_t n = utf8_seq(s, len, &cp);
+	size_t n = farm_utf8_seq(s, len, &cp);
 	if (!n) {
 		o[0] = '\\';
 		o[1] = 'x';
