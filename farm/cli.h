@@ -26,5 +26,7 @@ struct farm_command {
 int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_inventory(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv);
+int farm_cmd_flash(const struct farm_cli *cli, int argc, char **argv);
+int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv);
 
 #endif

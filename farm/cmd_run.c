@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cmd_common.h"
+#include "firmware.h"
 #include "job.h"
 #include "junit.h"
 #include "lock.h"
@@ -38,7 +39,8 @@ struct run_opts {
 	unsigned jobs;
 	unsigned board_timeout_ms;
 	const char *json_events;
-	unsigned t_boot, t_test, t_board, t_stall; /* --timeout overrides (ms), 0 = not given */
+	unsigned t_boot, t_test, t_board, t_stall, t_flash; /* --timeout overrides (ms), 0 = not given */
+	const char *reflash;       /* --reflash always|changed|never */
 };
 
 /* --timeout boot=S,test=S,board=S,stall=S (seconds; CLI beats board and inventory). */
@@ -58,10 +60,10 @@ static int parse_timeouts(struct run_opts *o, const char *arg)
 			*eq = '\0';
 			dst = !strcmp(items[i], "boot") ? &o->t_boot : !strcmp(items[i], "test") ? &o->t_test
 			      : !strcmp(items[i], "board") ? &o->t_board : !strcmp(items[i], "stall") ? &o->t_stall
-			      : NULL;
+			      : !strcmp(items[i], "flash") ? &o->t_flash : NULL;
 		}
 		if (!dst || !end || *end || secs < 0.1 || secs > 7 * 86400) {
-			fprintf(stderr, "mpfarm run: --timeout takes boot=S,test=S,board=S,stall=S "
+			fprintf(stderr, "mpfarm run: --timeout takes boot=S,test=S,flash=S,board=S,stall=S "
 					"(seconds, 0.1..604800), got \"%s\"\n", arg);
 			rc = -1;
 			break;
@@ -90,6 +92,7 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'O' },
 		{ "shard", required_argument, NULL, 'S' },
 		{ "board-timeout", required_argument, NULL, 'B' },
+		{ "reflash", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -108,6 +111,14 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			break;
 		case 'o':
 			o->report_dir = optarg;
+			break;
+		case 'R':
+			if (strcmp(optarg, "always") && strcmp(optarg, "changed") && strcmp(optarg, "never")) {
+				fprintf(stderr, "mpfarm run: --reflash takes always, changed or never, got \"%s\"\n",
+					optarg);
+				return -1;
+			}
+			o->reflash = optarg;
 			break;
 		case 'b':
 			farm_strv_free(o->boards, o->n_boards);
@@ -288,6 +299,7 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	struct farm_inventory *inv = NULL;
 	struct farm_suite *suites[MAX_SUITES] = { 0 };
 	const struct farm_board **sel = NULL;
+	struct farm_fwplan *plan = NULL;
 	struct farm_run_result result = { 0 };
 	struct farm_err e = { 0 };
 	int ret = FARM_EXIT_USAGE;
@@ -296,7 +308,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
 				"       [--boards ID,...] [--tags TAG,...] [--port PORT,...] [--shard K/N]\n"
-				"       [--jobs N] [--board-timeout SECS] [--timeout boot=S,test=S,board=S,stall=S]\n"
+				"       [--jobs N] [--board-timeout SECS] [--timeout boot=S,test=S,flash=S,board=S,stall=S]\n"
+				"       [--reflash always|changed|never]\n"
 				"       [--json-events FILE|-]\n"
 				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
@@ -339,6 +352,24 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 		fprintf(stderr, "mpfarm run: no board of %s matches the selection (--boards/--tags/--port)\n",
 			o.inventory);
 		goto out;
+	}
+	/* Every image is loaded, checked and matched to its board before any board is touched. */
+	{
+		struct farm_diags d = { 0 };
+		struct farm_fwplan_opts po = { .no_flash = o.reflash && !strcmp(o.reflash, "never") };
+		int prc = farm_fwplan_make(&plan, inv, sel, n_sel, &po, &d, &e);
+		if (prc) {
+			if (d.n)
+				farm_diags_print(&d, stderr);
+			else
+				fprintf(stderr, "mpfarm run: %s\n", e.msg);
+			fprintf(stderr, "mpfarm: no board was touched; fix the firmware problems above "
+					"(schema: inventories/README.md)\n");
+			farm_diags_free(&d);
+			ret = prc == FARM_ENOMEM ? FARM_EXIT_INFRA : FARM_EXIT_USAGE;
+			goto out;
+		}
+		farm_diags_free(&d);
 	}
 	char log_dir[4096];
 	snprintf(log_dir, sizeof log_dir, "%s/logs", o.report_dir);
@@ -413,6 +444,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			b->repl.boot_timeout_ms = o.t_boot;
 		if (o.t_test)
 			b->repl.test_timeout_ms = o.t_test;
+		if (o.t_flash)
+			b->timeouts.flash_ms = o.t_flash;
 		jobs[i] = (struct farm_job){
 			.inv = inv, .board = sel[i], .suites = suites, .n_suites = o.n_suites,
 			.log_dir = log_dir, .cancel = cli->cancel,
@@ -420,6 +453,8 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			.deadline_ms = o.t_board ? o.t_board : o.board_timeout_ms ? o.board_timeout_ms
 				     : b->timeouts.board_ms,
 			.stall_ms = o.t_stall ? o.t_stall : stall_limit(b, suites, o.n_suites, o.wait_lock_ms),
+			.fw = farm_fwplan_board(plan, sel[i]->id),
+			.reflash_changed = o.reflash && !strcmp(o.reflash, "changed"),
 		};
 	}
 	struct farm_sched_opts so = {
@@ -471,6 +506,7 @@ out:
 	for (size_t i = 0; i < MAX_SUITES; i++)
 		farm_suite_free(suites[i]);
 	free(sel);
+	farm_fwplan_free(plan);
 	farm_inventory_free(inv);
 	farm_run_result_free(&result);
 	farm_strv_free(o.boards, o.n_boards);

@@ -88,8 +88,16 @@ static int spawn(struct farm_emu *emu, const struct farm_emulator_cfg *cfg,
 	snprintf(chardev_gdb, sizeof chardev_gdb, "socket,id=gdb0,fd=%d,server=on,wait=off",
 		 emu->gdb_fd);
 	snprintf(qmp, sizeof qmp, "unix:%s,server=on,wait=off", emu->qmp_path);
-	if ((size_t)snprintf(loader, sizeof loader, "loader,file=%s", fw) >= sizeof loader)
-		return farm_err_set(e, FARM_EINVAL, "firmware path too long");
+	/* QEMU's option syntax splits at commas; a literal comma is written twice. */
+	size_t k = (size_t)snprintf(loader, sizeof loader, "loader,file=");
+	for (const char *p = fw; *p; p++) {
+		if (k + 3 >= sizeof loader)
+			return farm_err_set(e, FARM_EINVAL, "firmware path too long");
+		if (*p == ',')
+			loader[k++] = ',';
+		loader[k++] = *p;
+	}
+	loader[k] = '\0';
 	argv[n++] = qemu;
 	argv[n++] = "-M";
 	argv[n++] = cfg->machine ? cfg->machine : "microbit";
@@ -107,7 +115,7 @@ static int spawn(struct farm_emu *emu, const struct farm_emulator_cfg *cfg,
 	argv[n++] = "chardev:gdb0";
 	argv[n++] = "-qmp";
 	argv[n++] = qmp;
-	if (opts && opts->halted) {
+	if ((opts && opts->halted) || cfg->blank) {
 		argv[n++] = "-S";
 	} else {
 		argv[n++] = "-device";
@@ -180,7 +188,7 @@ int farm_emu_start(struct farm_emu **out, const struct farm_emulator_cfg *cfg, c
 		return farm_err_set(e, FARM_EUNSUPPORTED, "board %s: emulator kind \"%s\" is not supported (use qemu)",
 				    board_id, cfg->kind);
 	const char *fw = cfg->firmware ? cfg->firmware : FARM_MICROBIT_FIRMWARE;
-	if (!(opts && opts->halted) && access(fw, R_OK) != 0)
+	if (!(opts && opts->halted) && !cfg->blank && access(fw, R_OK) != 0)
 		return farm_err_sys(e, FARM_ENOTFOUND, errno,
 				    "board %s: emulator firmware %s is not readable (install "
 				    "firmware-microbit-micropython or set emulator.firmware)",

@@ -30,12 +30,16 @@ enum farm_event_type {
 	FARM_EV_CHUNK = 5,      /* F_DATA: transcript of the test just run (for -v) */
 	FARM_EV_TRANSCRIPT = 6, /* F_DATA: the board's whole transcript, sent once at the end */
 	FARM_EV_END = 7,        /* F_TIME_MS: the job ran to its end */
+	FARM_EV_PROGRESS = 8,   /* F_PHASE (step: "write"...), F_DONE, F_TOTAL (bytes) */
+	FARM_EV_RES_REQ = 9,    /* F_VALUE: "probe:ID,resource:ID" wanted; the parent answers
+				   on the worker's control pipe with one byte 'G' (granted) */
+	FARM_EV_RES_REL = 10,   /* the granted resources are released */
 };
 
 enum farm_event_tag {
 	FARM_F_TIMESTAMP = 1, FARM_F_HOSTNAME, FARM_F_LOG, FARM_F_NAME, FARM_F_VALUE, FARM_F_PHASE,
 	FARM_F_MESSAGE, FARM_F_SUITE, FARM_F_VERDICT, FARM_F_TIME_MS, FARM_F_TYPE, FARM_F_DETAIL,
-	FARM_F_OUTPUT, FARM_F_DATA,
+	FARM_F_OUTPUT, FARM_F_DATA, FARM_F_DONE, FARM_F_TOTAL,
 };
 
 struct farm_event_field {

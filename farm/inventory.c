@@ -6,6 +6,7 @@
  * between them can be checked. */
 #include "inventory.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +31,12 @@ static const char *const board_keys[] = { "id", "port", "board", "variant", "mcu
 					   "tags", "probe", "resources", "flash", "emulator", "repl",
 					   "timeouts", NULL };
 static const char *const serial_keys[] = { "path", "baud", "dtr", "rts", NULL };
-static const char *const emulator_keys[] = { "kind", "machine", "firmware", NULL };
+static const char *const emulator_keys[] = { "kind", "machine", "firmware", "blank", NULL };
 static const char *const repl_keys[] = { "chunk", "delay_ms", "window", "timeout", "boot_timeout",
 					  "retries", "upload", NULL };
-static const char *const target_keys[] = { "boards", "match", "file", "fetch", "build", NULL };
+static const char *const target_keys[] = { "boards", "match", "file", "fetch", "build", "format",
+					   "base", "identity", NULL };
+static const char *const image_formats[] = { "ihex", "uf2", "dfuse", "elf", "bin", NULL };
 static const char *const match_keys[] = { "port", "board", "variant", NULL };
 static const char *const fetch_keys[] = { "url", "sha256", "sha256_waived", "timeout", "retries",
 					   "max_size", NULL };
@@ -543,8 +546,14 @@ static void load_emulator(struct vctx *c, const struct farm_ynode *n, const char
 		free(em->machine);
 		em->machine = NULL;
 	}
+	farm_yget_bool(c->doc, farm_ymap_get(n, "blank"), join(w, sizeof w, what, "blank"),
+		       &em->blank, c->d);
 	opt_str(c, n, "firmware", what, TEXT_MAX, &em->firmware);
-	if (!em->firmware && !(em->firmware = strdup(FARM_MICROBIT_FIRMWARE)))
+	if (em->blank && em->firmware)
+		problem(c, farm_ymap_get(n, "firmware"),
+			"a blank board has nothing in its flash; drop firmware: or blank:",
+			"%s has both blank: true and firmware:", what);
+	if (!em->blank && !em->firmware && !(em->firmware = strdup(FARM_MICROBIT_FIRMWARE)))
 		c->oom = 1;
 }
 
@@ -983,6 +992,33 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		opt_str(c, mn, "variant", w, NAME_MAX_LEN, &t->match_variant);
 	}
 
+	/* What the image is: its format, a raw binary's load address, its identity. */
+	if (opt_str(c, n, "format", where, NAME_MAX_LEN, &t->format) == 0 && t->format &&
+	    check_enum(c, farm_ymap_get(n, "format"), join(w, sizeof w, where, "format"), t->format,
+		       image_formats, "image format", NULL)) {
+		free(t->format);
+		t->format = NULL;
+	}
+	const struct farm_ynode *basen = present(n, "base");
+	if (basen) {
+		char *bs = NULL;
+		if (opt_str(c, n, "base", where, NAME_MAX_LEN, &bs) == 0 && bs) {
+			char *end = NULL;
+			errno = 0;
+			unsigned long long v = strtoull(bs, &end, 0);
+			if (errno || end == bs || *end || v > 0xffffffffull || bs[0] == '-')
+				problem(c, basen, "write the address as 0x08000000 (at most 0xffffffff)",
+					"%s.base must be an address, got %s", where,
+					quote(bs, qv, sizeof qv));
+			else {
+				t->base = (unsigned long)v;
+				t->has_base = 1;
+			}
+		}
+		free(bs);
+	}
+	opt_str(c, n, "identity", where, 120, &t->identity);
+
 	/* Where the image comes from: exactly one of file:, fetch:, build:. */
 	const struct farm_ynode *src[3];
 	size_t n_src = 0, first = 3;
@@ -1235,6 +1271,8 @@ void farm_inventory_free(struct farm_inventory *inv)
 		free(t->match_port);
 		free(t->match_board);
 		free(t->match_variant);
+		free(t->format);
+		free(t->identity);
 		kv_free(t->opts, t->n_opts);
 	}
 	free(inv->targets);

@@ -52,7 +52,9 @@ struct farm_emulator_cfg {
 	int present;
 	char *kind;            /* "qemu" */
 	char *machine;         /* "microbit" */
-	char *firmware;        /* image path; default: Debian's firmware-microbit-micropython */
+	char *firmware;        /* image in the board's flash at power-on; default: Debian's
+				  firmware-microbit-micropython; NULL when blank */
+	int blank;             /* blank: true: the flash is empty (the board must be flashed) */
 	unsigned line, col;
 };
 
@@ -102,6 +104,10 @@ struct farm_fw_target {
 	size_t n_boards;
 	char *match_port, *match_board, *match_variant; /* or a match: selector */
 	enum farm_fw_source source;
+	char *format;          /* "ihex", "uf2", "dfuse", "elf", "bin"; NULL = detect */
+	unsigned long base;    /* load address of a raw binary (has_base) */
+	int has_base;
+	char *identity;        /* expected os.uname().version text; NULL = read from the image */
 	struct farm_kv *opts;  /* file: path | fetch: url, sha256, ... | build: repo, ref, ... */
 	size_t n_opts;
 	unsigned line, col;

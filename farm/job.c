@@ -1,5 +1,6 @@
 #include "job.h"
 
+#include "job_flash.h"
 #include "jsonl.h"
 #include "lock.h"
 
@@ -41,8 +42,10 @@ struct job_state {
 	struct farm_session *s;
 	int gone;                 /* the board stopped answering */
 	int busy;                 /* another mpfarm process holds the board */
+	const char *gone_type;    /* the error type of tests not run ("board-unreachable", "flash") */
 	char firmware[600];       /* identity, for the phase line */
 	char gone_why[FARM_ERR_MSG_MAX];
+	int flashed;              /* the flash phase wrote the planned image */
 	struct { const char *name; int has; } features[MAX_FEATURES];
 	size_t n_features;
 };
@@ -97,6 +100,8 @@ static void phasef(struct job_state *st, const char *phase, const char *fmt, ...
 static void mark_gone(struct job_state *st, const char *why)
 {
 	st->gone = 1;
+	if (!st->gone_type)
+		st->gone_type = "board-unreachable";
 	snprintf(st->gone_why, sizeof st->gone_why, "%s", why);
 }
 
@@ -287,7 +292,7 @@ static void run_test(struct job_state *st, const struct farm_suite *suite, const
 		goto shown;
 	}
 	if (st->gone) {
-		farm_case_set(c, FARM_ERROR, "board-unreachable", "not run: %s", st->gone_why);
+		farm_case_set(c, FARM_ERROR, st->gone_type, "not run: %s", st->gone_why);
 		goto shown;
 	}
 	if (t->skip_reason) {
@@ -359,6 +364,156 @@ static void iso_now(char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 }
 
+static void open_log(const struct farm_job *job, char *path, size_t len, FILE **log)
+{
+	*log = NULL;
+	path[0] = '\0';
+	if (!job->log_dir)
+		return;
+	snprintf(path, len, "%s/%s.log", job->log_dir, job->board->id);
+	*log = fopen(path, "w");
+}
+
+/* The board lock: two mpfarm processes never drive one board. */
+static struct farm_lock *take_board_lock(struct job_state *st)
+{
+	const struct farm_job *job = st->job;
+	struct farm_lock *lock = NULL;
+	struct farm_lock_owner me = { 0 }, holder = { 0 };
+	snprintf(me.run_id, sizeof me.run_id, "%s", job->run_id ? job->run_id : "");
+	snprintf(me.what, sizeof me.what, "board %s", job->board->id);
+	struct farm_err le = { 0 };
+	int lrc = farm_lock_acquire(&lock, job->lock_dir, "board", job->board->id, &me,
+				    job->wait_lock_ms, job->cancel, &holder, &le);
+	if (lrc == FARM_EBUSY) {
+		char who[256];
+		farm_lock_owner_describe(&holder, who, sizeof who);
+		snprintf(st->gone_why, sizeof st->gone_why, "board busy: locked by %s", who);
+		st->sink->phase(st->sink->payload, "lock", st->gone_why);
+		st->busy = 1;
+	} else if (lrc && lrc != FARM_EINTR) {
+		phasef(st, "lock", "FAILED: %s", le.msg);
+		mark_gone(st, le.msg);
+	}
+	return lock;
+}
+
+static int flashing(const struct farm_job *job)
+{
+	return job->fw && job->fw->runner && job->fw->image;
+}
+
+/* Open the console and read the identity. Returns 0 when the REPL answered. */
+static int connect_board(struct job_state *st, struct farm_session_opts *so, int after_flash)
+{
+	const struct farm_job *job = st->job;
+	const struct farm_board *b = job->board;
+	void *sp = st->sink->payload;
+	struct farm_err ce = { 0 };
+	st->sink->phase(sp, "connect",
+			b->emulator.present ? "emulated board (qemu microbit) console" : b->serial.path);
+	so->reopen_ms = after_flash ? b->repl.boot_timeout_ms : 0;
+	int rc = farm_session_open(&st->s, b, so, &ce);
+	if (rc == FARM_EINTR || interrupted(job)) {
+		st->sink->phase(sp, "connect", "not started: run interrupted");
+		return FARM_EINTR;
+	}
+	if (rc) {
+		phasef(st, "connect", "FAILED: %s", ce.msg);
+		if (after_flash) {
+			char why[FARM_ERR_MSG_MAX];
+			snprintf(why, sizeof why, "flash failed: no REPL after flashing: %.400s", ce.msg);
+			st->gone_type = "flash";
+			st->sink->prop(sp, "flash.result", "failed");
+			st->sink->prop(sp, "flash.error", why);
+			mark_gone(st, why);
+		} else {
+			mark_gone(st, ce.msg);
+		}
+		return rc;
+	}
+	phasef(st, "connect", "raw REPL ready in %.2f s", st->s->boot_s);
+	char boot[32];
+	snprintf(boot, sizeof boot, "%.3f", st->s->boot_s);
+	st->sink->prop(sp, "boot_time_s", boot);
+	struct farm_err ie = { 0 };
+	st->firmware[0] = '\0';
+	rc = read_identity(st, &ie);
+	if (rc == FARM_EINTR)
+		return rc;
+	if (rc) {
+		phasef(st, "identify", "FAILED: %s", ie.msg);
+		if (rc != FARM_EPROTO && rc != FARM_ETIMEDOUT)
+			mark_gone(st, ie.msg);
+		return rc;
+	}
+	st->sink->phase(sp, "identify", st->firmware[0] ? st->firmware : "(no identity)");
+	return 0;
+}
+
+/* --reflash=changed: does the board already run the target firmware? */
+static int already_runs_target(struct job_state *st, struct farm_session_opts *so)
+{
+	const struct farm_job *job = st->job;
+	const char *want = job->fw->image->identity;
+	void *sp = st->sink->payload;
+	if (job->board->emulator.present && job->board->emulator.blank)
+		return 0; /* nothing in its flash */
+	if (!want[0]) {
+		st->sink->phase(sp, "identify",
+				"the image's identity is unknown (no version banner, no identity: in "
+				"the inventory): flashing");
+		return 0;
+	}
+	int rc = connect_board(st, so, 0);
+	int same = rc == 0 && farm_fw_identity_matches(want, st->firmware);
+	farm_session_close(st->s);
+	st->s = NULL;
+	if (rc && rc != FARM_EINTR) {
+		/* a board that does not answer is flashed: that is what flashing is for */
+		st->gone = 0;
+		st->gone_type = NULL;
+		st->gone_why[0] = '\0';
+	}
+	if (same)
+		phasef(st, "flash", "skipped: the board already runs %s (--reflash=changed)", want);
+	else if (rc == 0)
+		phasef(st, "identify", "the board runs %s, the target is %s: flashing",
+		       st->firmware[0] ? st->firmware : "(unknown)", want);
+	return same;
+}
+
+static void flash_board(struct job_state *st, struct farm_emu *emu, FILE *log)
+{
+	void *sp = st->sink->payload;
+	struct farm_err fe = { 0 };
+	struct farm_flash_phase fph = { .job = st->job, .sink = st->sink, .emu = emu, .log = log };
+	int rc = farm_job_flash(&fph, &fe);
+	if (rc == 0) {
+		st->sink->prop(sp, "flash.result", "flashed");
+		st->flashed = 1;
+		return;
+	}
+	if (rc == FARM_EINTR || interrupted(st->job)) {
+		st->sink->phase(sp, "flash", "stopped: run interrupted");
+		return;
+	}
+	if (rc == FARM_EBUSY) {
+		/* another mpfarm run holds the probe or hub: like a busy board */
+		snprintf(st->gone_why, sizeof st->gone_why, "%s", fe.msg);
+		st->sink->phase(sp, "flash", fe.msg);
+		st->busy = 1;
+		return;
+	}
+	phasef(st, "flash", "FAILED: %s", fe.msg);
+	st->sink->prop(sp, "flash.result", "failed");
+	st->sink->prop(sp, "flash.error", fe.msg);
+	char why[FARM_ERR_MSG_MAX];
+	snprintf(why, sizeof why, "flash failed: %.480s", fe.msg);
+	st->gone_type = "flash";
+	mark_gone(st, why);
+}
+
 int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, struct farm_err *e)
 {
 	const struct farm_board *b = job->board;
@@ -370,76 +525,77 @@ int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, s
 	iso_now(ts, sizeof ts);
 	gethostname(host, sizeof host - 1);
 	char log_path[4096];
-	struct farm_session_opts so = { .emu = job->emu, .cancel = job->cancel };
-	if (job->log_dir) {
-		snprintf(log_path, sizeof log_path, "%s/%s.log", job->log_dir, b->id);
-		so.log_path = log_path;
-	}
-	sink->meta(sp, ts, host, so.log_path);
+	FILE *log = NULL;
+	open_log(job, log_path, sizeof log_path, &log);
+	struct farm_session_opts so = { .emu = job->emu, .cancel = job->cancel, .log = log };
+	sink->meta(sp, ts, host, log ? log_path : NULL);
 	sink->prop(sp, "port", b->port);
 	sink->prop(sp, "board", b->board);
 	if (b->variant)
 		sink->prop(sp, "variant", b->variant);
 	if (b->emulator.present) {
 		sink->prop(sp, "emulator", b->emulator.machine ? b->emulator.machine : "microbit");
-		sink->prop(sp, "emulator.firmware",
-			   b->emulator.firmware ? b->emulator.firmware : FARM_MICROBIT_FIRMWARE);
+		sink->prop(sp, "emulator.firmware", b->emulator.firmware ? b->emulator.firmware : "(blank)");
 	} else {
 		sink->prop(sp, "serial", b->serial.path);
 	}
 
-	struct farm_err ce = { 0 };
-	int rc = FARM_EINTR;
 	struct farm_lock *lock = NULL;
-	int busy = 0;
-	if (!interrupted(job) && job->lock_dir) {
-		/* Two mpfarm processes never drive one board. */
-		struct farm_lock_owner me = { 0 }, holder = { 0 };
-		snprintf(me.run_id, sizeof me.run_id, "%s", job->run_id ? job->run_id : "");
-		snprintf(me.what, sizeof me.what, "board %s", b->id);
-		struct farm_err le = { 0 };
-		int lrc = farm_lock_acquire(&lock, job->lock_dir, "board", b->id, &me, job->wait_lock_ms,
-					    job->cancel, &holder, &le);
-		if (lrc == FARM_EBUSY) {
-			char who[256];
-			farm_lock_owner_describe(&holder, who, sizeof who);
-			snprintf(st.gone_why, sizeof st.gone_why, "board busy: locked by %s", who);
-			sink->phase(sp, "lock", st.gone_why);
-			busy = st.busy = 1;
-		} else if (lrc && lrc != FARM_EINTR) {
-			phasef(&st, "lock", "FAILED: %s", le.msg);
-			mark_gone(&st, le.msg);
-		}
-	}
-	if (!interrupted(job) && !busy && !st.gone) { /* an interrupted run starts nothing new */
-		sink->phase(sp, "connect",
-			    b->emulator.present ? "starting emulated board (qemu microbit)" : b->serial.path);
-		rc = farm_session_open(&st.s, b, &so, &ce);
-	}
-	if (busy || st.gone) {
-		/* reported per test below */
-	} else if (rc == FARM_EINTR || interrupted(job)) {
-		sink->phase(sp, "connect", "not started: run interrupted");
-	} else if (rc) {
-		phasef(&st, "connect", "FAILED: %s", ce.msg);
-		mark_gone(&st, ce.msg);
-	} else {
-		phasef(&st, "connect", "raw REPL ready in %.2f s", st.s->boot_s);
-		char boot[32];
-		snprintf(boot, sizeof boot, "%.3f", st.s->boot_s);
-		sink->prop(sp, "boot_time_s", boot);
-		struct farm_err ie = { 0 };
-		rc = read_identity(&st, &ie);
-		if (rc == FARM_EINTR) {
-			/* handled per test below */
+	struct farm_emu *emu = NULL;
+	if (!interrupted(job) && job->lock_dir)
+		lock = take_board_lock(&st);
+	int go = !interrupted(job) && !st.busy && !st.gone; /* an interrupted run starts nothing new */
+	if (go && b->emulator.present) {
+		/* A board that is flashed starts halted; its old firmware, if any, is
+		 * written into its flash as it would have been programmed long ago. */
+		struct farm_emu_opts eo = job->emu ? *job->emu : (struct farm_emu_opts){ 0 };
+		eo.halted = flashing(job) || b->emulator.blank;
+		struct farm_err ee = { 0 };
+		sink->phase(sp, "emulator", eo.halted ? (b->emulator.blank ? "starting a blank emulated board (qemu microbit)"
+							 : "starting an emulated board (qemu microbit) for flashing")
+						  : "starting an emulated board (qemu microbit)");
+		int rc = farm_emu_start(&emu, &b->emulator, b->id, &eo, &ee);
+		if (rc == 0 && eo.halted)
+			rc = farm_job_emu_poweron(emu, b, log, job->cancel, &ee);
+		if (rc == FARM_EINTR || interrupted(job)) {
+			go = 0;
 		} else if (rc) {
-			phasef(&st, "identify", "FAILED: %s", ie.msg);
-			if (rc != FARM_EPROTO && rc != FARM_ETIMEDOUT)
-				mark_gone(&st, ie.msg);
+			phasef(&st, "emulator", "FAILED: %s", ee.msg);
+			mark_gone(&st, ee.msg);
+			go = 0;
+		}
+		so.emu_running = emu;
+	}
+	if (go && flashing(job)) {
+		if (!(job->reflash_changed && already_runs_target(&st, &so)))
+			flash_board(&st, emu, log);
+		else
+			sink->prop(sp, "flash.result", "skipped: the board already runs the target firmware");
+		go = !interrupted(job) && !st.busy && !st.gone;
+	} else if (go && b->emulator.present && b->emulator.blank) {
+		mark_gone(&st, "the emulated board is blank and nothing flashed it");
+		go = 0;
+	}
+	if (go && connect_board(&st, &so, st.flashed) == 0 && st.flashed) {
+		/* the board must now run what was written */
+		const char *want = job->fw->image->identity;
+		if (want[0] && !farm_fw_identity_matches(want, st.firmware)) {
+			char why[FARM_ERR_MSG_MAX];
+			snprintf(why, sizeof why,
+				 "flash failed: the board runs \"%.200s\" after flashing, expected \"%.120s\"",
+				 st.firmware, want);
+			phasef(&st, "identify", "%s", why);
+			sink->prop(sp, "flash.result", "failed");
+			sink->prop(sp, "flash.error", why);
+			st.gone_type = "flash";
+			mark_gone(&st, why);
 		} else {
-			sink->phase(sp, "identify", st.firmware[0] ? st.firmware : "(no identity)");
+			phasef(&st, "identify", "%s", want[0] ? "the new firmware is running"
+						: "the image has no known identity: not compared");
 		}
 	}
+	if (!go && interrupted(job) && !st.busy && !st.gone)
+		sink->phase(sp, "connect", "not started: run interrupted");
 
 	for (size_t si = 0; si < job->n_suites; si++)
 		for (size_t ti = 0; ti < job->suites[si]->n_tests; ti++)
@@ -458,7 +614,10 @@ int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, s
 			   farm_repl_raw_paste_supported(st.s->repl) == 1 ? "yes" : "no");
 	}
 	farm_session_close_keep(st.s, &transcript);
+	farm_emu_stop(emu, 1000);
 	farm_lock_release(lock);
+	if (log)
+		fclose(log);
 	sink->transcript(sp, transcript.data ? transcript.data : "", transcript.len);
 	farm_buf_free(&transcript);
 	sink->end(sp, (double)(farm_now_ms() - t0) / 1000.0);
@@ -531,6 +690,20 @@ static void d_transcript(void *p, const char *data, size_t len)
 	}
 }
 
+static void d_progress(void *p, const char *step, uint64_t done, uint64_t total)
+{
+	struct farm_job_direct *d = p;
+	int q = total ? (int)(done * 4 / total) : 4;
+	if (d->ui->tty || strcmp(step, d->prog_step) != 0 || q != d->prog_quarter) {
+		/* a terminal redraws a bar; a log gets a line per quarter */
+		snprintf(d->prog_step, sizeof d->prog_step, "%s", step);
+		d->prog_quarter = q;
+		farm_ui_progress(d->ui, d->res->board_id, step, done, total);
+	}
+	if (d->json)
+		farm_jsonl_progress(d->json, d->res->board_id, step, done, total);
+}
+
 static void d_end(void *p, double time_s)
 {
 	struct farm_job_direct *d = p;
@@ -549,5 +722,6 @@ void farm_job_direct_sink(struct farm_job_sink *sink, struct farm_job_direct *d)
 	sink->case_done = d_case;
 	sink->transcript = d_transcript;
 	sink->end = d_end;
+	sink->progress = d_progress;
 	sink->payload = d;
 }

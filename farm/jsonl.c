@@ -85,6 +85,16 @@ void farm_jsonl_phase(FILE *f, const char *board, const char *phase, const char 
 	finish(f, &b);
 }
 
+void farm_jsonl_progress(FILE *f, const char *board, const char *step, unsigned long long done,
+			 unsigned long long total)
+{
+	struct farm_buf b = { 0 };
+	head(&b, board, "progress");
+	field(&b, "step", step);
+	farm_buf_printf(&b, ",\"done\":%llu,\"total\":%llu", done, total);
+	finish(f, &b);
+}
+
 void farm_jsonl_prop(FILE *f, const char *board, const char *name, const char *value)
 {
 	struct farm_buf b = { 0 };

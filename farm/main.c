@@ -21,12 +21,17 @@ static void on_signal(int sig)
 }
 
 static const struct farm_command commands[] = {
-	{ "run", farm_cmd_run, "flash (later), boot and test every selected board; write a JUnit report",
+	{ "run", farm_cmd_run, "flash, boot and test every selected board; write a JUnit report",
 	  "mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR] [--boards ID,...]\n"
 	  "           [--tags TAG,...] [--port PORT,...] [--shard K/N] [--jobs N]\n"
-	  "           [--board-timeout SECS] [--timeout boot=S,test=S,board=S,stall=S]\n"
-	  "           [--json-events FILE|-] [--lock-dir DIR]\n"
+	  "           [--board-timeout SECS] [--timeout boot=S,test=S,flash=S,board=S,stall=S]\n"
+	  "           [--reflash always|changed|never] [--json-events FILE|-] [--lock-dir DIR]\n"
 	  "           [--wait-lock SECS] [-v] [-q]" },
+	{ "flash", farm_cmd_flash, "flash one board with a firmware file and check it runs it",
+	  "mpfarm flash BOARD_ID -i INVENTORY FIRMWARE [--format ihex|uf2|dfuse|elf|bin]\n"
+	  "           [--base ADDRESS] [--lock-dir DIR] [--wait-lock SECS] [-q]" },
+	{ "runners", farm_cmd_runners, "list the flash runners (and with --mcus the MCU flash maps)",
+	  "mpfarm runners [--mcus]" },
 	{ "inventory", farm_cmd_inventory, "validate an inventory file",
 	  "mpfarm inventory check INVENTORY" },
 	{ "exec", farm_cmd_exec, "run Python code on one board and print its output",

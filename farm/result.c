@@ -67,6 +67,15 @@ int farm_board_add_prop(struct farm_board_result *b, const char *name, const cha
 	rc = FARM_ENOMEM;
 	if (dup_str(&n, name) || dup_str(&v, value))
 		goto out;
+	for (size_t i = 0; n && i < b->n_props; i++)
+		if (!strcmp(b->props[i].name, n)) {
+			/* a later value replaces the earlier one (e.g. after a reflash) */
+			free(b->props[i].value);
+			b->props[i].value = v;
+			v = NULL;
+			rc = 0;
+			goto out;
+		}
 	void *arr = b->props;
 	struct farm_prop *p = append_slot(&arr, b->n_props, sizeof *p);
 	b->props = arr;

@@ -58,6 +58,7 @@ struct farm_totals {
 /* A returned board or case pointer is valid until the next add to the same array;
  * the pointer-returning adds return NULL on allocation failure. */
 struct farm_board_result *farm_run_add_board(struct farm_run_result *r, const char *board_id);
+/* Set a property; a name set before gets the new value (last wins). */
 int farm_board_add_prop(struct farm_board_result *b, const char *name, const char *value);
 struct farm_case *farm_board_add_case(struct farm_board_result *b, const char *suite,
 				      const char *name);

@@ -55,7 +55,10 @@ int farm_session_open(struct farm_session **out, const struct farm_board *b,
 	s->board = b;
 	long long t0 = farm_now_ms();
 	int rc = 0;
-	if (opts && opts->log_path) {
+	if (opts && opts->log) {
+		s->log = opts->log;
+		s->borrowed_log = 1;
+	} else if (opts && opts->log_path) {
 		s->log = fopen(opts->log_path, "w");
 		if (!s->log) {
 			rc = farm_err_sys(e, FARM_EIO, errno, "cannot write the board log %s", opts->log_path);
@@ -63,17 +66,32 @@ int farm_session_open(struct farm_session **out, const struct farm_board *b,
 		}
 	}
 	const char *url = b->serial.path;
-	if (b->emulator.present) {
+	if (opts && opts->emu_running) {
+		s->emu = opts->emu_running;
+		url = farm_emu_console_url(s->emu);
+	} else if (b->emulator.present) {
 		rc = farm_emu_start(&s->emu, &b->emulator, b->id, opts ? opts->emu : NULL, e);
 		if (rc)
 			goto fail;
+		s->own_emu = 1;
 		url = farm_emu_console_url(s->emu);
 	}
 	if (!url) {
 		rc = farm_err_set(e, FARM_EINVAL, "board %s has no serial path", b->id);
 		goto fail;
 	}
-	rc = farm_transport_open(&s->t, url, &b->serial, (int)b->repl.boot_timeout_ms, e);
+	long long until = t0 + (opts ? opts->reopen_ms : 0);
+	for (;;) {
+		rc = farm_transport_open(&s->t, url, &b->serial, (int)b->repl.boot_timeout_ms, e);
+		if (rc == 0 || rc == FARM_EINVAL || farm_now_ms() >= until)
+			break;
+		if (opts && opts->cancel && *opts->cancel) {
+			rc = farm_err_set(e, FARM_EINTR, "interrupted");
+			break;
+		}
+		struct timespec nap = { 0, 200 * 1000000L }; /* the device is re-enumerating */
+		nanosleep(&nap, NULL);
+	}
 	if (rc)
 		goto fail;
 	rc = farm_repl_new(&s->repl, s->t, &b->repl, e);
@@ -108,8 +126,9 @@ void farm_session_close_keep(struct farm_session *s, struct farm_buf *transcript
 		farm_repl_free(s->repl);
 	}
 	farm_transport_close(s->t);
-	farm_emu_stop(s->emu, 1000);
-	if (s->log)
+	if (s->own_emu)
+		farm_emu_stop(s->emu, 1000);
+	if (s->log && !s->borrowed_log)
 		fclose(s->log);
 	if (transcript && s->transcript.len)
 		farm_buf_append(transcript, s->transcript.data, s->transcript.len);

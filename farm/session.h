@@ -18,21 +18,29 @@
 struct farm_session {
 	const struct farm_board *board;
 	struct farm_emu *emu;
+	int own_emu;                  /* started by the session: stopped by it */
 	struct farm_transport *t;
 	struct farm_repl *repl;
 	struct farm_buf transcript;   /* bytes from the board (tail kept) */
 	size_t transcript_dropped;
 	FILE *log;                    /* full two-way log, may be NULL */
+	int borrowed_log;             /* opened by the caller */
 	double boot_s;                /* start to raw REPL */
 };
 
 struct farm_session_opts {
 	const char *log_path;         /* board log file, NULL = none */
 	const struct farm_emu_opts *emu;
+	struct farm_emu *emu_running; /* an emulator the caller started (borrowed), or NULL */
 	const volatile sig_atomic_t *cancel;
+	/* After a reset a real board's USB serial device vanishes and returns:
+	 * keep trying to open the console for up to this long (0 = once). */
+	unsigned reopen_ms;
+	FILE *log;                    /* an already open board log to append to (borrowed), or NULL */
 };
 
-/* Start the emulator if the board has one, open the console and enter the raw REPL. */
+/* Start the emulator if the board has one (unless opts->emu_running), open
+ * the console and enter the raw REPL. */
 int farm_session_open(struct farm_session **out, const struct farm_board *b,
 		      const struct farm_session_opts *opts, struct farm_err *e);
 /* Leave the raw REPL, close the console, stop the emulator. NULL-safe. */

@@ -24,6 +24,7 @@ struct live_row {
 	char board[41];
 	char phase[16];
 	char current[61];
+	char progress[24];   /* a flash step's percentage, shown instead of the test count */
 	size_t total, done, passed, failed, errors, skipped;
 	long long start_ms, end_ms;
 };
@@ -74,7 +75,10 @@ static void live_draw(const struct farm_ui *ui, int force)
 		const struct live_row *r = &l->rows[i];
 		double el = r->start_ms ? (double)((r->end_ms ? r->end_ms : now) - r->start_ms) / 1000.0 : 0;
 		char prog[24], res[64];
-		snprintf(prog, sizeof prog, "%zu/%zu", r->done, r->total);
+		if (r->progress[0])
+			snprintf(prog, sizeof prog, "%s", r->progress);
+		else
+			snprintf(prog, sizeof prog, "%zu/%zu", r->done, r->total);
 		snprintf(res, sizeof res, "%zu ok %zu fail %zu err %zu skip", r->passed, r->failed,
 			 r->errors, r->skipped);
 		const char *c = r->errors ? col(ui, C_RED C_BOLD) : r->failed ? col(ui, C_RED)
@@ -186,6 +190,38 @@ void farm_ui_phase(const struct farm_ui *ui, const char *board, const char *phas
 	/* one fprintf per line: lines from several writers never interleave mid-line */
 	fprintf(ui->out, "%s%s[%s]%s %s: %s\n", ts, col(ui, C_BOLD), board, col(ui, C_RESET), phase,
 		msg);
+	fflush(ui->out);
+}
+
+void farm_ui_progress(const struct farm_ui *ui, const char *board, const char *step,
+		      unsigned long long done, unsigned long long total)
+{
+	if (ui->quiet)
+		return;
+	unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+	struct live_row *r = live_row(ui, board);
+	if (r) {
+		snprintf(r->progress, sizeof r->progress, "%.6s %u%%", step, pct);
+		if (done >= total)
+			r->progress[0] = '\0';
+		live_draw(ui, 0);
+		return;
+	}
+	char ts[32];
+	stamp(ui, ts, sizeof ts);
+	if (ui->tty) {
+		char bar[31];
+		unsigned fill = pct * 30 / 100;
+		for (unsigned i = 0; i < 30; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[30] = '\0';
+		fprintf(ui->out, "\r\033[2K%s[%s]%s %s [%s] %3u%% %llu/%llu KiB%s", col(ui, C_BOLD), board,
+			col(ui, C_RESET), step, bar, pct, done / 1024, (total + 1023) / 1024,
+			done >= total ? "\n" : "");
+	} else {
+		fprintf(ui->out, "%s[%s] %s: %u%% (%llu of %llu bytes)\n", ts, board, step, pct, done,
+			total);
+	}
 	fflush(ui->out);
 }
 

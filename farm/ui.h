@@ -25,6 +25,12 @@ void farm_ui_init(struct farm_ui *ui, FILE *out, int verbose, int quiet);
 /* "[board] phase: message" (message printf-style). */
 void farm_ui_phase(const struct farm_ui *ui, const char *board, const char *phase, const char *fmt,
 		   ...) FARM_PRINTF(4, 5);
+/* A long step's progress in bytes (flash "erase"/"write"/"verify"). In the
+ * live table: the progress column. On a terminal without the table: a bar
+ * redrawn in place. Otherwise (CI logs): a plain line at the start, at every
+ * quarter and at the end of each step. */
+void farm_ui_progress(const struct farm_ui *ui, const char *board, const char *step,
+		      unsigned long long done, unsigned long long total);
 /* One test's verdict line. */
 void farm_ui_case(const struct farm_ui *ui, const char *board, const struct farm_case *c);
 /* Verbose transcript block: every line prefixed "[board] | ", control bytes shown as \xNN. */

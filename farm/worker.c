@@ -11,13 +11,16 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "resource.h"
 #include "transport.h"
 
 /* ---- worker side: a sink that writes records to the pipe ---- */
 
 struct pipe_sink {
 	int fd;
+	int ctl;    /* the parent's answers (resource grants) */
 	int broken; /* the parent went away: stop writing */
+	const volatile sig_atomic_t *cancel;
 };
 
 static void emit(struct pipe_sink *ps, uint16_t type, const struct farm_event_field *f, size_t n)
@@ -80,6 +83,49 @@ static void p_transcript(void *p, const char *data, size_t len)
 	emit(p, FARM_EV_TRANSCRIPT, f, 1);
 }
 
+static void p_progress(void *p, const char *step, uint64_t done, uint64_t total)
+{
+	char d[32], t[32];
+	snprintf(d, sizeof d, "%llu", (unsigned long long)done);
+	snprintf(t, sizeof t, "%llu", (unsigned long long)total);
+	struct farm_event_field f[] = { FLD(FARM_F_PHASE, step), FLD(FARM_F_DONE, d),
+					FLD(FARM_F_TOTAL, t) };
+	emit(p, FARM_EV_PROGRESS, f, 3);
+}
+
+/* The run's resource arbiter, seen from the worker: ask, then wait for 'G'. */
+static int gate_acquire(void *p, const struct farm_res_id *ids, size_t n, struct farm_err *e)
+{
+	struct pipe_sink *ps = p;
+	char list[FARM_RES_MAX * (FARM_LOCK_ID_MAX + 14)];
+	farm_res_format(ids, n, list, sizeof list);
+	struct farm_event_field f[] = { FLD(FARM_F_VALUE, list) };
+	emit(ps, FARM_EV_RES_REQ, f, 1);
+	if (ps->broken)
+		return farm_err_set(e, FARM_EIO, "the parent process went away");
+	for (;;) {
+		if (ps->cancel && *ps->cancel)
+			return farm_err_set(e, FARM_EINTR, "interrupted while waiting for %s", list);
+		struct pollfd pf = { .fd = ps->ctl, .events = POLLIN };
+		int r = poll(&pf, 1, 200);
+		if (r < 0 && errno != EINTR)
+			return farm_err_sys(e, FARM_ESYS, errno, "waiting for %s", list);
+		if (r <= 0)
+			continue;
+		char c;
+		ssize_t k = read(ps->ctl, &c, 1);
+		if (k == 1 && c == 'G')
+			return 0;
+		if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
+			return farm_err_set(e, FARM_EIO, "the parent process went away");
+	}
+}
+
+static void gate_release(void *p)
+{
+	emit(p, FARM_EV_RES_REL, NULL, 0);
+}
+
 static void p_end(void *p, double time_s)
 {
 	char ms[32];
@@ -88,21 +134,26 @@ static void p_end(void *p, double time_s)
 	emit(p, FARM_EV_END, f, 1);
 }
 
-static void worker_main(const struct farm_job *job, int fd)
+static void worker_main(const struct farm_job *job, int fd, int ctl)
 {
 	/* Own process group: a terminal Ctrl-C reaches only the parent, which
 	 * tells us to stop with SIGTERM (handled by main's handler: cancel). */
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGINT, SIG_IGN);
-	struct pipe_sink ps = { .fd = fd };
+	struct pipe_sink ps = { .fd = fd, .ctl = ctl, .cancel = job->cancel };
 	struct farm_job_sink sink = {
 		.meta = p_meta, .prop = p_prop, .phase = p_phase, .chunk = p_chunk,
-		.case_done = p_case, .transcript = p_transcript, .end = p_end, .payload = &ps,
+		.case_done = p_case, .transcript = p_transcript, .end = p_end,
+		.progress = p_progress, .payload = &ps,
 	};
+	struct farm_res_gate gate = { .acquire = gate_acquire, .release = gate_release, .payload = &ps };
+	struct farm_job mine = *job;
+	mine.gate = &gate;
 	struct farm_err e = { 0 };
-	farm_job_run(job, &sink, &e);
+	farm_job_run(&mine, &sink, &e);
 	close(fd);
+	close(ctl);
 	_exit(0); /* no atexit handlers, no stdio buffers of the parent flushed twice */
 }
 
@@ -114,9 +165,17 @@ struct worker {
 	int started, finished, ended; /* ended: END record seen */
 	struct farm_event_reader rd;
 	long long start_ms, kill_at, last_ms;
+	long long phase_ms;  /* when the current phase began (flash deadline) */
 	int term_sent, killed;
 	char phase[32];
 	char reason[256]; /* why the parent stopped it */
+	int ctl;          /* write end of the worker's control pipe */
+	/* resources (farm/resource.h): what it asked for, and since when */
+	struct farm_res_id res[FARM_RES_MAX];
+	size_t n_res;
+	int res_waiting, res_holding;
+	unsigned long long res_seq;
+	long long res_since;
 	struct farm_job_direct d;
 	struct farm_job_sink sink;
 };
@@ -159,6 +218,8 @@ static void replay(struct worker *w, const struct farm_event *ev)
 	case FARM_EV_PHASE: {
 		char *ph = fdup(ev, FARM_F_PHASE), *m = fdup(ev, FARM_F_MESSAGE);
 		if (ph) {
+			if (strcmp(w->phase, ph) != 0)
+				w->phase_ms = farm_now_ms();
 			snprintf(w->phase, sizeof w->phase, "%s", ph);
 			k->phase(k->payload, ph, m ? m : "");
 		}
@@ -200,6 +261,32 @@ static void replay(struct worker *w, const struct farm_event *ev)
 		free(c.output);
 		break;
 	}
+	case FARM_EV_PROGRESS: {
+		char *st = fdup(ev, FARM_F_PHASE);
+		long long done = fnum(ev, FARM_F_DONE), total = fnum(ev, FARM_F_TOTAL);
+		if (st && k->progress && done >= 0 && total >= 0)
+			k->progress(k->payload, st, (uint64_t)done, (uint64_t)total);
+		free(st);
+		break;
+	}
+	case FARM_EV_RES_REQ: {
+		char *v = fdup(ev, FARM_F_VALUE);
+		int n = v ? farm_res_parse(v, w->res, FARM_RES_MAX) : -1;
+		free(v);
+		if (n < 0 || w->res_waiting || w->res_holding) {
+			snprintf(w->reason, sizeof w->reason,
+				 "bad resource request from the worker during phase %s", w->phase);
+			break;
+		}
+		w->n_res = (size_t)n;
+		w->res_waiting = 1;
+		w->res_since = farm_now_ms();
+		break;
+	}
+	case FARM_EV_RES_REL:
+		w->res_holding = 0;
+		w->n_res = 0;
+		break;
 	case FARM_EV_END:
 		w->ended = 1;
 		k->end(k->payload, (double)fnum(ev, FARM_F_TIME_MS) / 1000.0);
@@ -240,9 +327,15 @@ static void complete(const struct farm_job *job, struct worker *w, int interrupt
 
 static int start_worker(const struct farm_job *job, struct worker *w, struct farm_err *e)
 {
-	int fds[2];
+	int fds[2], ctl[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return farm_err_sys(e, FARM_ESYS, errno, "board %s: pipe", job->board->id);
+	if (pipe2(ctl, O_CLOEXEC) < 0) {
+		int err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		return farm_err_sys(e, FARM_ESYS, err, "board %s: pipe", job->board->id);
+	}
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();
@@ -250,16 +343,22 @@ static int start_worker(const struct farm_job *job, struct worker *w, struct far
 		int err = errno;
 		close(fds[0]);
 		close(fds[1]);
+		close(ctl[0]);
+		close(ctl[1]);
 		return farm_err_sys(e, FARM_ESYS, err, "board %s: fork", job->board->id);
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		worker_main(job, fds[1]);
+		close(ctl[1]);
+		worker_main(job, fds[1], ctl[0]);
 	}
 	setpgid(pid, pid); /* also done by the child: no race on who is first */
 	close(fds[1]);
+	close(ctl[0]);
+	fcntl(ctl[1], F_SETFL, O_NONBLOCK);
 	w->pid = pid;
 	w->fd = fds[0];
+	w->ctl = ctl[1];
 	w->started = 1;
 	w->start_ms = w->last_ms = farm_now_ms();
 	snprintf(w->phase, sizeof w->phase, "start");
@@ -305,6 +404,10 @@ static void reap(const struct farm_job *job, struct worker *w, int interrupted)
 	complete(job, w, interrupted, why);
 	close(w->fd);
 	w->fd = -1;
+	close(w->ctl);
+	w->ctl = -1;
+	w->res_waiting = w->res_holding = 0; /* a dead worker's resources are free again */
+	w->n_res = 0;
 	w->finished = 1;
 	farm_event_reader_free(&w->rd);
 }
@@ -337,6 +440,51 @@ static void drain_fd(struct worker *w, int *eof)
 	}
 }
 
+/* Grant resource requests (the rule in farm/resource.h): in arrival order, a
+ * request is granted when nothing it needs is held and no older waiting
+ * request needs any of it. */
+static void arbitrate(struct worker *ws, size_t n, unsigned long long *seq)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ws[i].res_waiting && !ws[i].res_seq)
+			ws[i].res_seq = ++*seq;
+	for (;;) {
+		struct worker *grant = NULL;
+		/* the oldest waiting request that nothing blocks */
+		for (size_t i = 0; i < n; i++) {
+			struct worker *w = &ws[i];
+			if (!w->res_waiting || w->finished)
+				continue;
+			int blocked = 0;
+			for (size_t j = 0; j < n && !blocked; j++) {
+				const struct worker *o = &ws[j];
+				if (o == w || o->finished)
+					continue;
+				int older_waiting = o->res_waiting && o->res_seq < w->res_seq;
+				if ((o->res_holding || older_waiting) &&
+				    farm_res_overlap(w->res, w->n_res, o->res, o->n_res))
+					blocked = 1;
+			}
+			if (!blocked && (!grant || w->res_seq < grant->res_seq))
+				grant = w;
+		}
+		if (!grant)
+			return;
+		long long now = farm_now_ms();
+		grant->res_waiting = 0;
+		grant->res_holding = 1;
+		grant->res_seq = 0;
+		/* waiting for a resource does not count against the deadline or the watchdog */
+		grant->start_ms += now - grant->res_since;
+		grant->phase_ms += now - grant->res_since;
+		grant->last_ms = now;
+		char g = 'G';
+		if (write(grant->ctl, &g, 1) != 1) {
+			/* the worker is gone; its reap frees the grant */
+		}
+	}
+}
+
 int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_result *results,
 		   const struct farm_sched_opts *o, struct farm_err *e)
 {
@@ -353,8 +501,10 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 	unsigned limit = o->jobs ? o->jobs : (unsigned)n;
 	size_t next = 0, running = 0, finished = 0;
 	int interrupted = 0, hard = 0, rc = 0;
+	unsigned long long seq = 0;
 	for (size_t i = 0; i < n; i++) {
 		ws[i].fd = -1;
+		ws[i].ctl = -1;
 		ws[i].d.res = &results[i];
 		ws[i].d.ui = o->ui;
 		ws[i].d.json = o->json;
@@ -428,11 +578,21 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 				finished++;
 			}
 		}
+		arbitrate(ws, n, &seq);
 		long long now = farm_now_ms();
 		for (size_t i = 0; i < n; i++) {
 			struct worker *w = &ws[i];
 			if (!w->started || w->finished)
 				continue;
+			if (w->res_waiting) {
+				/* queued for a shared resource: the holder's deadline bounds the wait */
+				w->last_ms = now;
+				if (w->term_sent && !w->killed && now >= w->kill_at) {
+					kill(-w->pid, SIGKILL);
+					w->killed = 1;
+				}
+				continue;
+			}
 			unsigned deadline = jobs[i].deadline_ms ? jobs[i].deadline_ms : o->board_timeout_ms;
 			if (deadline && !w->term_sent && now - w->start_ms > (long long)deadline) {
 				char why[128];
@@ -440,9 +600,18 @@ int farm_sched_run(const struct farm_job *jobs, size_t n, struct farm_board_resu
 					 deadline / 1000.0, w->phase);
 				stop_worker(w, grace, why);
 			}
+			unsigned fdl = jobs[i].board->timeouts.flash_ms ? jobs[i].board->timeouts.flash_ms
+								       : FARM_FLASH_DEADLINE_MS;
+			if (!w->term_sent && !strcmp(w->phase, "flash") && now - w->phase_ms > (long long)fdl) {
+				char why[128];
+				snprintf(why, sizeof why, "flash deadline of %.1f s exceeded", fdl / 1000.0);
+				stop_worker(w, grace, why);
+			}
 			/* The watchdog: a worker that says nothing for longer than any healthy
 			 * step takes is hung (stuck in a driver, stopped, deadlocked). */
-			if (jobs[i].stall_ms && !w->term_sent &&
+			/* (a server may program the whole image silently at vFlashDone:
+			 * the flash deadline, not the watchdog, bounds the flash phase) */
+			if (jobs[i].stall_ms && !w->term_sent && strcmp(w->phase, "flash") != 0 &&
 			    now - w->last_ms > (long long)jobs[i].stall_ms) {
 				char why[160];
 				snprintf(why, sizeof why,

@@ -21,6 +21,9 @@
 #include "result.h"
 #include "ui.h"
 
+/* The flash phase's deadline when the inventory sets no timeouts.flash. */
+#define FARM_FLASH_DEADLINE_MS 600000u
+
 struct farm_sched_opts {
 	unsigned jobs;             /* concurrent workers; 0 = all boards at once */
 	unsigned board_timeout_ms; /* whole-board deadline; 0 = none */

@@ -2,7 +2,7 @@
 # mpfarm exec prints a board's output; tracebacks go to stderr with exit code 1.
 source "$(dirname "$0")/lib.sh" "$@"
 need_microbit
-inv=$SRC/inventories/emulated.yaml
+inv=$HERE/data/preloaded.yaml
 
 run_expect 0 exec microbit-1 -i "$inv" 'print(6 * 7)'
 [ "$(cat "$WORK/out.txt")" = "42" ] || fail "exec printed '$(cat "$WORK/out.txt")'"

@@ -242,10 +242,13 @@ static void test_shipped(void)
 		CU_ASSERT_TRUE(b->emulator.present);
 		CU_ASSERT_STRING_EQUAL(b->emulator.kind, "qemu");
 		CU_ASSERT_STRING_EQUAL(b->emulator.machine, "microbit");
-		CU_ASSERT_STRING_EQUAL(b->emulator.firmware, FARM_MICROBIT_FIRMWARE);
-		CU_ASSERT_STRING_EQUAL(b->flash.method, "none");
+		CU_ASSERT_TRUE(b->emulator.blank);
+		CU_ASSERT_PTR_NULL(b->emulator.firmware);
+		CU_ASSERT_STRING_EQUAL(b->flash.method, "gdb");
 		CU_ASSERT_PTR_NULL(b->serial.path);
 	}
+	CU_ASSERT_EQUAL_FATAL(inv->n_targets, 1);
+	CU_ASSERT_STRING_EQUAL(inv->targets[0].match_board, "microbit");
 	farm_inventory_free(inv);
 
 	inv = load_ok(SOURCE_DIR "/inventories/example-lab.yaml");
