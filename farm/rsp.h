@@ -48,9 +48,11 @@ struct farm_rsp_info {
 /* Progress of a long transfer: bytes done of total. */
 typedef void (*farm_rsp_progress_fn)(void *payload, uint64_t done, uint64_t total);
 
-/* Takes ownership of t (closed by farm_rsp_close). Sends qSupported,
+/* Takes ownership of t (closed by farm_rsp_close, or at once if open fails). Sends qSupported,
  * negotiates no-ack mode when offered, reads the memory map when offered,
- * and checks the target answers '?'. timeout_ms bounds each packet. */
+ * and checks the target answers '?'. timeout_ms bounds each packet. A map the
+ * server refuses to give (E or empty reply: BMP before vAttach) leaves
+ * n_regions 0; a malformed one fails the open. */
 int farm_rsp_open(struct farm_rsp **out, struct farm_transport *t, int timeout_ms,
 		  const volatile sig_atomic_t *cancel, struct farm_err *e);
 /* Connect to url (farm_transport_open) and farm_rsp_open. */
@@ -60,6 +62,9 @@ int farm_rsp_connect(struct farm_rsp **out, const char *url, int timeout_ms,
 void farm_rsp_close(struct farm_rsp *r);
 
 const struct farm_rsp_info *farm_rsp_info(const struct farm_rsp *r);
+/* (Re)read the memory map into the info (qXfer:memory-map:read, m/l chunks,
+ * at most FARM_RSP_MAX_PACKET bytes of XML), e.g. after BMP's vAttach. */
+int farm_rsp_read_memory_map(struct farm_rsp *r, struct farm_err *e);
 /* Per-packet timeout for the calls that follow. */
 void farm_rsp_set_timeout(struct farm_rsp *r, int timeout_ms);
 /* Optional byte log of both directions (dir 'r' from the server, 'w' to it). */
