@@ -26,7 +26,7 @@
 static const char *const top_keys[] = { "farm", "timeouts", "probes", "boards", "firmware", NULL };
 static const char *const timeout_keys[] = { "boot", "test", "flash", "build", "board", NULL };
 static const char *const probe_keys[] = { "id", "kind", "connection", "serial_number", "interface",
-					   "target", "config", "speed_khz", "gdb_port", NULL };
+					   "target", "config", "speed_khz", "gdb_port", "server", NULL };
 static const char *const board_keys[] = { "id", "port", "board", "variant", "mcu", "serial",
 					   "tags", "probe", "resources", "flash", "emulator", "repl",
 					   "timeouts", NULL };
@@ -797,6 +797,7 @@ static void load_probe(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		{ "config", OPT_STR, 0, 0, 0 },
 		{ "speed_khz", OPT_INT, 0, 1, 100000 },
 		{ "gdb_port", OPT_INT, 0, 1, 65535 },
+		{ "server", OPT_STR, 0, 0, 0 },
 		{ NULL, OPT_STR, 0, 0, 0 },
 	};
 	char where[WHAT_MAX], w[WHAT_MAX];

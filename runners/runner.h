@@ -25,6 +25,7 @@
 #include "flashmap.h"
 #include "image.h"
 #include "inventory.h"
+#include "transport.h"
 
 /* Bit for an image format in runner_ops.formats. */
 #define RUNNER_FMT(f) (1u << (unsigned)(f))
@@ -49,6 +50,11 @@ struct runner_ctx {
 	const struct farm_flashmap *map;    /* from board->mcu, or NULL if unknown */
 	const char *gdb_url;                /* a GDB server mpfarm runs for this board (an emulator's
 					       gdbstub, a probe server); beats probe->connection */
+	/* A GDB server mpfarm starts itself for the probe (farm/probesrv.h):
+	 * opens a fresh connection to it; beats gdb_url. NULL = none. */
+	int (*gdb_connect)(void *payload, struct farm_transport **out, int timeout_ms,
+			   struct farm_err *e);
+	void *gdb_payload;
 	/* A hardware reset the job can do (QMP for emulated boards), or NULL. */
 	int (*board_reset)(void *payload, struct farm_err *e);
 	void *reset_payload;
