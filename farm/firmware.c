@@ -233,7 +233,7 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 	fb->image = get_image(p, path, fmt, base, identity, cap, &e);
 	if (!fb->image) {
 		farm_diags_add(d, file, tl, tc, "fix or replace the image; the board was not touched",
-			       "board %s: firmware %s: %s", b->id, path, e.msg);
+			       "board %s: %s", b->id, e.msg);
 		return;
 	}
 	const struct farm_image *img = fb->image->img;

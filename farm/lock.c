@@ -25,7 +25,7 @@ struct farm_lock {
 	char path[PATH_MAX];
 };
 
-static const char *const lock_kinds[] = {"board", "resource", NULL};
+static const char *const lock_kinds[] = {"board", "probe", "resource", NULL};
 
 static long long mono_ms(void)
 {
@@ -347,7 +347,7 @@ int farm_lock_acquire(struct farm_lock **out, const char *dir, const char *kind,
 		return farm_err_set(e, FARM_EINVAL, "lock: no place for the result");
 	*out = NULL;
 	if (!kind_valid(kind))
-		return farm_err_set(e, FARM_EINVAL, "lock: kind must be \"board\" or \"resource\"");
+		return farm_err_set(e, FARM_EINVAL, "lock: kind must be \"board\", \"probe\" or \"resource\"");
 	if (!farm_lock_id_valid(id))
 		return farm_err_set(e, FARM_EINVAL,
 				    "lock: invalid %s id (use 1 to %d of A-Z a-z 0-9 . _ -)", kind,

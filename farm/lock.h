@@ -95,7 +95,7 @@ int farm_lock_default_dir(char *out, size_t len, struct farm_err *e);
 int farm_lock_pick_dir(char *out, size_t len, const char *shared_base, const char *xdg_base,
 		       const char *tmp_base, struct farm_err *e);
 
-/* Lock DIR/<kind>-<id>.lock. kind is "board" or "resource"; id matches
+/* Lock DIR/<kind>-<id>.lock. kind is "board", "probe" or "resource"; id matches
  * [A-Za-z0-9._-]{1,64} (anything else: FARM_EINVAL, no path is built). dir
  * must exist (farm_lock_default_dir creates the default one).
  * me: the owner record to write; may be NULL. Empty fields are filled in:

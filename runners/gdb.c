@@ -138,7 +138,7 @@ static int connect_server(struct gdb_priv *p, struct farm_err *e)
 		return 0;
 	int rc = farm_rsp_connect(&p->rsp, p->url, PACKET_TIMEOUT_MS, p->ctx->cancel, e);
 	if (rc)
-		return farm_err_prefix(e, "GDB server %s", p->url);
+		return rc; /* the message names the server */
 	const struct farm_rsp_info *in = farm_rsp_info(p->rsp);
 	logf_(p, "gdb: connected to %s (PacketSize %u, %s, %zu memory regions)", p->url,
 	      in->packet_size, in->no_ack ? "no-ack" : "acks", in->n_regions);
