@@ -78,14 +78,14 @@ static int make_dir(struct farm_emu *emu, const struct farm_emu_opts *opts, stru
 static int spawn(struct farm_emu *emu, const struct farm_emulator_cfg *cfg,
 		 const struct farm_emu_opts *opts, struct farm_err *e)
 {
-	char chardev_uart[320], chardev_gdb[64], qmp[300], loader[1100];
+	char chardev_uart[320], chardev_gdb[96], qmp[300], loader[1100];
 	const char *argv[MAX_ARGS];
 	int n = 0;
 	const char *qemu = opts && opts->qemu ? opts->qemu : "qemu-system-arm";
 	const char *fw = cfg->firmware ? cfg->firmware : FARM_MICROBIT_FIRMWARE;
 	snprintf(chardev_uart, sizeof chardev_uart, "socket,id=uart0,path=%s,server=on,wait=off",
 		 emu->uart);
-	snprintf(chardev_gdb, sizeof chardev_gdb, "socket,id=gdb0,fd=%d,server=on,wait=off",
+	snprintf(chardev_gdb, sizeof chardev_gdb, "socket,id=gdb0,fd=%d,server=on,wait=off,nodelay=on",
 		 emu->gdb_fd);
 	snprintf(qmp, sizeof qmp, "unix:%s,server=on,wait=off", emu->qmp_path);
 	/* QEMU's option syntax splits at commas; a literal comma is written twice. */
