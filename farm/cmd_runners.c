@@ -43,25 +43,30 @@ int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv)
 	}
 	printf("(flash.method: none never flashes a board)\n");
 	if (argc == 2) {
-		printf("\n%-10s %-24s %-12s %s\n", "mcu", "flash", "uf2 family", "description");
+		printf("\n%-10s %-12s %-46s %s\n", "mcu", "uf2 family", "flash", "description");
 		for (const struct farm_flashmap *const *m = farm_flashmap_all(); *m; m++) {
-			uint64_t lo = UINT64_MAX, hi = 0;
+			/* flash regions, adjacent ones merged: "0x00000000-0x0003ffff 0x10001000-..." */
+			char ranges[160] = "", fam[16] = "-";
+			size_t k = 0;
 			for (size_t i = 0; i < (*m)->n_regions; i++) {
 				const struct farm_flash_region *g = &(*m)->regions[i];
 				if (g->kind != FARM_REGION_FLASH)
 					continue;
-				if (g->start < lo)
-					lo = g->start;
-				if ((uint64_t)g->start + g->size > hi)
-					hi = (uint64_t)g->start + g->size;
+				uint64_t lo = g->start, hi = (uint64_t)g->start + g->size;
+				while (i + 1 < (*m)->n_regions && (*m)->regions[i + 1].kind == FARM_REGION_FLASH &&
+				       (*m)->regions[i + 1].start == hi) {
+					i++;
+					hi += (*m)->regions[i].size;
+				}
+				int w = snprintf(ranges + k, sizeof ranges - k, "%s0x%08llx-0x%08llx", k ? " " : "",
+						 (unsigned long long)lo, (unsigned long long)(hi - 1));
+				if (w < 0 || (size_t)w >= sizeof ranges - k)
+					break;
+				k += (size_t)w;
 			}
-			char range[40] = "-", fam[16] = "-";
-			if (hi)
-				snprintf(range, sizeof range, "0x%08llx-0x%08llx", (unsigned long long)lo,
-					 (unsigned long long)(hi - 1));
 			if ((*m)->uf2_family)
 				snprintf(fam, sizeof fam, "0x%08x", (*m)->uf2_family);
-			printf("%-10s %-24s %-12s %s\n", (*m)->family, range, fam,
+			printf("%-10s %-12s %-46s %s\n", (*m)->family, fam, ranges,
 			       (*m)->description ? (*m)->description : "");
 		}
 	}

@@ -71,6 +71,7 @@ out:
 struct flash_progress {
 	const struct farm_job_sink *sink;
 	long long last_ms;
+	uint64_t last_done;
 	char last_step[16];
 };
 
@@ -79,9 +80,10 @@ static void on_progress(void *payload, const char *step, uint64_t done, uint64_t
 	struct flash_progress *fp = payload;
 	long long now = farm_now_ms();
 	int new_step = strcmp(step, fp->last_step) != 0;
-	if (!new_step && done < total && now - fp->last_ms < PROGRESS_EVERY_MS)
+	if (!new_step && (done == fp->last_done || (done < total && now - fp->last_ms < PROGRESS_EVERY_MS)))
 		return;
 	fp->last_ms = now;
+	fp->last_done = done;
 	snprintf(fp->last_step, sizeof fp->last_step, "%s", step);
 	if (fp->sink->progress)
 		fp->sink->progress(fp->sink->payload, step, done, total);

@@ -321,6 +321,26 @@ static int exchange(struct farm_rsp *r, const void *data, size_t len, struct far
 	return 0;
 }
 
+/* Read one more packet answering the same request into r->rep. */
+static int next_reply(struct farm_rsp *r, int timeout_ms, struct farm_err *e)
+{
+	int rc = read_packet(r, farm_now_ms() + timeout_ms, timeout_ms, e);
+	if (rc)
+		return rc;
+	farm_buf_reset(&r->rep);
+	struct farm_err de = { 0 };
+	if ((rc = farm_rsp_decode(&r->rep, r->body.data, r->body.len, &de)))
+		return farm_err_set(e, rc, "GDB server %s: reply to %s: %s", url_of(r), r->what, de.msg);
+	return 0;
+}
+
+/* "S05", "T05thread:01;": a stop reply, which no query is answered with. */
+static int is_unsolicited_stop(const struct farm_buf *b)
+{
+	return b->len >= 3 && (b->data[0] == 'S' || b->data[0] == 'T') && hexval(b->data[1]) >= 0 &&
+	       hexval(b->data[2]) >= 0 && (b->len == 3 || b->data[0] == 'T');
+}
+
 static int reply_is(const struct farm_buf *b, const char *s)
 {
 	return b->len == strlen(s) && !memcmp(b->data, s, b->len);
@@ -460,6 +480,25 @@ int farm_rsp_open(struct farm_rsp **out, struct farm_transport *t, int timeout_m
 	set_what(r, "qSupported");
 	if ((rc = exchange(r, "qSupported", 10, &r->rep, timeout_ms, e)))
 		goto out;
+	/* A stop packet may be waiting from before we asked: QEMU halts a running
+	 * VM when a client connects and tells it so. It is not our reply. */
+	for (int k = 0; k < 4 && is_unsolicited_stop(&r->rep); k++)
+		if ((rc = next_reply(r, timeout_ms, e)))
+			goto out;
+	/* A server whose target was running stops it when we connect and may
+	 * announce that with a stop reply of its own (QEMU sends "T02..."),
+	 * before or after our request: such a packet is not the answer. */
+	for (int k = 0; k < 4 && r->rep.len >= 3 && strchr("ST", r->rep.data[0]) &&
+			hexval(r->rep.data[1]) >= 0 && hexval(r->rep.data[2]) >= 0; k++) {
+		if ((rc = read_packet(r, farm_now_ms() + timeout_ms, timeout_ms, e)))
+			goto out;
+		farm_buf_reset(&r->rep);
+		struct farm_err de = { 0 };
+		if ((rc = farm_rsp_decode(&r->rep, r->body.data, r->body.len, &de))) {
+			rc = farm_err_set(e, rc, "GDB server %s: reply to qSupported: %s", url_of(r), de.msg);
+			goto out;
+		}
+	}
 	if (!is_error_reply(&r->rep))
 		parse_supported(r, r->rep.data ? r->rep.data : "", r->rep.len, &offers_noack);
 	if (r->info.packet_size < MIN_PACKET_SIZE) {
@@ -858,13 +897,7 @@ int farm_rsp_monitor(struct farm_rsp *r, const char *cmd, struct farm_buf *out, 
 		if (!is_console)
 			return 0; /* a final hex reply (OpenOCD, pyOCD) */
 		/* More to come: the next packet answers the same request. */
-		if ((rc = read_packet(r, farm_now_ms() + r->timeout_ms, r->timeout_ms, e)))
-			return rc;
-		farm_buf_reset(&r->rep);
-		struct farm_err de = { 0 };
-		if ((rc = farm_rsp_decode(&r->rep, r->body.data, r->body.len, &de)))
-			return farm_err_set(e, rc, "GDB server %s: reply to %s: %s", url_of(r), r->what,
-					    de.msg);
+		rc = next_reply(r, r->timeout_ms, e);
 	}
 	return rc;
 }

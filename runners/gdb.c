@@ -376,9 +376,12 @@ static int gdb_verify(void *priv, const struct farm_image *img, runner_progress_
 		}
 		rc = verify_read(p, s, e);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		if (fn)
+			fn(payload, p->step, p->total, p->total);
 		logf_(p, "gdb: verified %llu bytes (%s)", (unsigned long long)p->total,
 		      use_crc ? "qCRC" : "read back");
+	}
 	return rc;
 }
 

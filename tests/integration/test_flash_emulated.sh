@@ -11,7 +11,7 @@ fw=/usr/share/firmware-microbit-micropython/firmware.hex
 # The runner table.
 run_expect 0 runners --mcus
 grep -qE '^gdb +.*ihex.* yes' "$WORK/out.txt" || { cat "$WORK/out.txt"; fail "runners does not list gdb as available"; }
-grep -qE '^nrf51 +0x00000000-0x0003ffff' "$WORK/out.txt" || { cat "$WORK/out.txt"; fail "no nrf51 flash map"; }
+grep -qE '^nrf51 +- +0x00000000-0x0003ffff 0x10001000-0x100013ff' "$WORK/out.txt" || { cat "$WORK/out.txt"; fail "no nrf51 flash map"; }
 
 # 1. The shipped inventory: blank boards, flashed, then tested.
 run_expect 0 run -i "$SRC/inventories/emulated.yaml" -s "$SRC/suites/smoke.yaml" -o "$WORK/r1" \
