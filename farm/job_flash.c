@@ -152,15 +152,6 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 		.timeout_ms = b->timeouts.flash_ms,
 	};
 	if (f->emu) {
-		/* QEMU models the nRF51 UICR as registers and drops debug writes to
-		 * them (the real chip programs them like flash); MicroPython runs
-		 * without them. */
-		static const struct farm_flash_region emu_uicr = {
-			.start = 0x10001000u, .size = 0x400, .kind = FARM_REGION_FLASH,
-			.name = "the emulated micro:bit ignores debug writes to its UICR",
-		};
-		ctx.unverifiable = &emu_uicr;
-		ctx.n_unverifiable = 1;
 		snprintf(gdb_url, sizeof gdb_url, "tcp://127.0.0.1:%d", farm_emu_gdb_port(f->emu));
 		ctx.gdb_url = gdb_url;
 		ctx.board_reset = farm_job_emu_reset_run;

@@ -557,8 +557,12 @@ void farm_rsp_close(struct farm_rsp *r)
 	if (!r->broken && !(r->cancel && *r->cancel)) {
 		struct farm_err ignored = { 0 };
 		set_what(r, "D (detach)");
-		exchange(r, "D", 1, &r->rep,
-			 r->timeout_ms < DETACH_TIMEOUT_MS ? r->timeout_ms : DETACH_TIMEOUT_MS, &ignored);
+		int t = r->timeout_ms < DETACH_TIMEOUT_MS ? r->timeout_ms : DETACH_TIMEOUT_MS;
+		/* A server left in multiprocess mode by an earlier GDB session (QEMU
+		 * never clears it) refuses a plain 'D' with E22 and keeps the target
+		 * halted: detach from process 1 explicitly then. */
+		if (exchange(r, "D", 1, &r->rep, t, &ignored) == 0 && is_error_reply(&r->rep))
+			exchange(r, "D;1", 3, &r->rep, t, &ignored);
 	}
 	farm_transport_close(r->t);
 	free(r->rx);

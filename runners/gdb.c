@@ -320,13 +320,29 @@ static int verify_read(struct gdb_priv *p, const struct farm_image_segment *s, s
 	return rc;
 }
 
-static const struct farm_flash_region *unverifiable(const struct runner_ctx *ctx,
-						    const struct farm_image_segment *s)
+/* Servers that accept writes they do not carry out: segments inside such a
+ * range are written but not verified, and the log says so. QEMU models the
+ * nRF51/nRF52 UICR as registers and drops debug writes to them (the real chip
+ * programs them like flash); MicroPython runs without them. */
+struct verify_quirk {
+	const char *kind, *family_prefix;
+	uint32_t start, size;
+	const char *why;
+};
+
+static const struct verify_quirk verify_quirks[] = {
+	{ "qemu", "nrf5", 0x10001000u, 0x1000, "QEMU's nRF5 model ignores debug writes to the UICR" },
+};
+
+static const char *unverifiable(const struct gdb_priv *p, const struct farm_image_segment *s)
 {
-	for (size_t i = 0; i < ctx->n_unverifiable; i++) {
-		const struct farm_flash_region *u = &ctx->unverifiable[i];
-		if (s->addr >= u->start && (uint64_t)s->addr + s->len <= (uint64_t)u->start + u->size)
-			return u;
+	for (size_t i = 0; i < sizeof verify_quirks / sizeof verify_quirks[0]; i++) {
+		const struct verify_quirk *q = &verify_quirks[i];
+		const char *fam = p->ctx->map ? p->ctx->map->family : "";
+		if (strcmp(p->kind, q->kind) || strncmp(fam, q->family_prefix, strlen(q->family_prefix)))
+			continue;
+		if (s->addr >= q->start && (uint64_t)s->addr + s->len <= (uint64_t)q->start + q->size)
+			return q->why;
 	}
 	return NULL;
 }
@@ -348,9 +364,9 @@ static int gdb_verify(void *priv, const struct farm_image *img, runner_progress_
 	int use_crc = strcmp(p->verify, "read") != 0;
 	for (size_t i = 0; i < img->n_segs && rc == 0; i++) {
 		const struct farm_image_segment *s = &img->segs[i];
-		const struct farm_flash_region *u = unverifiable(p->ctx, s);
-		if (u) {
-			logf_(p, "gdb: 0x%08x+%u not verified: %s", s->addr, s->len, u->name);
+		const char *why = unverifiable(p, s);
+		if (why) {
+			logf_(p, "gdb: 0x%08x+%u not verified: %s", s->addr, s->len, why);
 			p->done += s->len;
 			continue;
 		}

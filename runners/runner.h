@@ -63,11 +63,6 @@ struct runner_ctx {
 	void *log_payload;
 	const volatile sig_atomic_t *cancel;
 	unsigned timeout_ms;                /* the whole flash step; 0 = the runner's default */
-	/* Ranges the target cannot be read back from as written (an emulator
-	 * that does not model debug writes there); segments inside one are
-	 * written but not verified, and the log says so. */
-	const struct farm_flash_region *unverifiable;
-	size_t n_unverifiable;
 };
 
 struct runner_ops {
