@@ -83,7 +83,9 @@ void farm_image_free(struct farm_image *img);
 /* Building an image (used by parsers and tests). farm_image_new gives an
  * empty image; farm_image_add copies bytes in, merging adjacent runs and
  * refusing overlaps (FARM_EINVAL naming both ranges) and address overflow past
- * 0xffffffff. Total payload is bounded by FARM_IMAGE_MAX_BYTES. */
+ * 0xffffffff. Total payload is bounded by FARM_IMAGE_MAX_BYTES and the number
+ * of segments by FARM_IMAGE_MAX_SEGMENTS (FARM_ELIMIT). farm_image_add works
+ * only on images from farm_image_new (it keeps private bookkeeping). */
 int farm_image_new(struct farm_image **out, enum farm_image_format fmt, struct farm_err *e);
 int farm_image_add(struct farm_image *img, uint32_t addr, const void *data, size_t len,
 		   struct farm_err *e);
@@ -92,22 +94,27 @@ int farm_image_add(struct farm_image *img, uint32_t addr, const void *data, size
 size_t farm_image_size(const struct farm_image *img);
 uint32_t farm_image_lowest(const struct farm_image *img);
 uint64_t farm_image_end(const struct farm_image *img);
-/* SHA-256 of the flattened payload (segments in order, address then bytes as
- * 4-byte LE + data), lower-case hex, 65 bytes. Identifies an image whatever
- * its container format. */
+/* SHA-256 over the segments in address order, each as its address (4-byte
+ * LE), its length (4-byte LE) and its bytes; lower-case hex, 65 bytes with the
+ * NUL. Identifies an image whatever its container format (the entry point
+ * and format facts are not included). "" only if OpenSSL fails (no memory). */
 void farm_image_sha256(const struct farm_image *img, char hex[65]);
 
 /* Writers. Output is appended to out. */
 /* Flatten [lowest, end) with gaps filled with `fill` (0xff for flash). */
 int farm_image_write_bin(const struct farm_image *img, uint8_t fill, struct farm_buf *out,
 			 struct farm_err *e);
-/* UF2 with 256-byte payloads, family id flag set when family != 0. */
+/* UF2 with 256-byte payloads at 256-byte aligned addresses (bytes of a page
+ * the image does not cover are 0xff), family id flag set when family != 0. */
 int farm_image_write_uf2(const struct farm_image *img, uint32_t family, struct farm_buf *out,
 			 struct farm_err *e);
-/* DfuSe container: one target (alt), one element per segment, DFU suffix with CRC. */
+/* DfuSe container: one target (alt), one element per segment, DFU suffix with
+ * CRC; bcdDevice is img->dfu_bcd when img->has_dfuse, else 0. */
 int farm_image_write_dfuse(const struct farm_image *img, uint16_t vid, uint16_t pid, uint8_t alt,
 			   const char *target_name, struct farm_buf *out, struct farm_err *e);
-/* Intel HEX, 16 data bytes per record, 04 records on 64 KiB changes, 05 if entry. */
+/* Intel HEX, 16 data bytes per record, 04 records on 64 KiB changes, 05 if
+ * entry (first, as python-intelhex writes it), then the 01 record. All writers
+ * refuse an empty image; write_bin refuses a span over FARM_IMAGE_MAX_BYTES. */
 int farm_image_write_ihex(const struct farm_image *img, struct farm_buf *out, struct farm_err *e);
 
 #endif
