@@ -566,6 +566,26 @@ static void test_client_open_openocd(void)
 	fake_free(&f);
 }
 
+static void test_client_unsolicited_stop(void)
+{
+	/* QEMU halts a running VM when a client connects and says so at once,
+	 * before anything was asked (seen after gdb-multiarch had disconnected). */
+	static const struct step steps[] = {
+		{ "qSupported", "+$PacketSize=1000;qXfer:features:read+#", 0 },
+		{ "?", "+$T05thread:p01.01;#", 0 },
+	};
+	struct fake f;
+	fake_init(&f, steps, N(steps));
+	expand(&f.in, "$T02thread:p01.01;#");
+	struct farm_rsp *r = NULL;
+	struct farm_err e = { 0 };
+	CU_ASSERT_EQUAL_FATAL(open_fake(&f, &r, &e), 0);
+	CU_ASSERT_EQUAL(farm_rsp_info(r)->packet_size, 0x1000);
+	CU_ASSERT_STRING_EQUAL(f.mismatch, "");
+	farm_rsp_close(r);
+	fake_free(&f);
+}
+
 static void test_client_vflash_wire(void)
 {
 	static const struct step steps[] = {
@@ -1107,6 +1127,7 @@ int cu_register(void)
 	if (!c)
 		return -1;
 	if (!CU_add_test(c, "open OpenOCD-like", test_client_open_openocd) ||
+	    !CU_add_test(c, "unsolicited stop at connect", test_client_unsolicited_stop) ||
 	    !CU_add_test(c, "vFlash wire", test_client_vflash_wire) ||
 	    !CU_add_test(c, "monitor", test_client_monitor) ||
 	    !CU_add_test(c, "qCRC", test_client_qcrc) ||
