@@ -485,20 +485,6 @@ int farm_rsp_open(struct farm_rsp **out, struct farm_transport *t, int timeout_m
 	for (int k = 0; k < 4 && is_unsolicited_stop(&r->rep); k++)
 		if ((rc = next_reply(r, timeout_ms, e)))
 			goto out;
-	/* A server whose target was running stops it when we connect and may
-	 * announce that with a stop reply of its own (QEMU sends "T02..."),
-	 * before or after our request: such a packet is not the answer. */
-	for (int k = 0; k < 4 && r->rep.len >= 3 && strchr("ST", r->rep.data[0]) &&
-			hexval(r->rep.data[1]) >= 0 && hexval(r->rep.data[2]) >= 0; k++) {
-		if ((rc = read_packet(r, farm_now_ms() + timeout_ms, timeout_ms, e)))
-			goto out;
-		farm_buf_reset(&r->rep);
-		struct farm_err de = { 0 };
-		if ((rc = farm_rsp_decode(&r->rep, r->body.data, r->body.len, &de))) {
-			rc = farm_err_set(e, rc, "GDB server %s: reply to qSupported: %s", url_of(r), de.msg);
-			goto out;
-		}
-	}
 	if (!is_error_reply(&r->rep))
 		parse_supported(r, r->rep.data ? r->rep.data : "", r->rep.len, &offers_noack);
 	if (r->info.packet_size < MIN_PACKET_SIZE) {

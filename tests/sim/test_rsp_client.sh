@@ -286,7 +286,11 @@ if command -v gdb-multiarch >/dev/null; then
   timeout 60 gdb-multiarch -batch -nx -ex 'set architecture arm' -ex "target remote 127.0.0.1:$PORT" \
     -ex 'shell date +@@%s%N' -ex "restore $WORK/fw.bin binary 0" -ex 'shell date +@@%s%N' \
     >"$WORK/gdb-qemu.out" 2>&1 || { cat "$WORK/gdb-qemu.out"; fail "gdb-multiarch against QEMU failed"; }
+  # the same board after GDB's session: QEMU announces a stop on connect and,
+  # left in multiprocess mode, refuses a plain D (the client then sends D;1)
+  client qemu-after-gdb 0 --wire "$WORK/qemu-after-gdb.wire" verify "$WORK/fw.bin" 0
   qemu_stop
+  has "$WORK/qemu-after-gdb.wire" '^w \$D;1#b0'
   mapfile -t stamps < <(sed -n 's/^@@//p' "$WORK/gdb-qemu.out")
   [ "${#stamps[@]}" = 2 ] || { cat "$WORK/gdb-qemu.out"; fail "no timestamps from gdb"; }
   echo "gdb-multiarch restore of the same $FWLEN bytes: $(( (stamps[1] - stamps[0]) / 1000000 )) ms"

@@ -586,6 +586,26 @@ static void test_client_unsolicited_stop(void)
 	fake_free(&f);
 }
 
+static void test_client_detach_multiprocess(void)
+{
+	/* QEMU stays in multiprocess mode after a GDB session and refuses a plain D. */
+	static const struct step steps[] = {
+		PLAIN_OPEN,
+		{ "D", "+$E22#", 0 },
+		{ "D;1", "+$OK#", 0 },
+	};
+	struct fake f;
+	fake_init(&f, steps, N(steps));
+	struct farm_rsp *r = NULL;
+	struct farm_err e = { 0 };
+	CU_ASSERT_EQUAL_FATAL(open_fake(&f, &r, &e), 0);
+	farm_rsp_close(r);
+	CU_ASSERT_EQUAL(f.next, N(steps));
+	CU_ASSERT(wrote_frame(&f, "D;1", 3));
+	CU_ASSERT_STRING_EQUAL(f.mismatch, "");
+	fake_free(&f);
+}
+
 static void test_client_vflash_wire(void)
 {
 	static const struct step steps[] = {
@@ -1128,6 +1148,7 @@ int cu_register(void)
 		return -1;
 	if (!CU_add_test(c, "open OpenOCD-like", test_client_open_openocd) ||
 	    !CU_add_test(c, "unsolicited stop at connect", test_client_unsolicited_stop) ||
+	    !CU_add_test(c, "detach in multiprocess mode", test_client_detach_multiprocess) ||
 	    !CU_add_test(c, "vFlash wire", test_client_vflash_wire) ||
 	    !CU_add_test(c, "monitor", test_client_monitor) ||
 	    !CU_add_test(c, "qCRC", test_client_qcrc) ||
