@@ -873,7 +873,7 @@ int farm_rsp_monitor(struct farm_rsp *r, const char *cmd, struct farm_buf *out, 
 		int is_console = s[0] == 'O';
 		if (is_console) {
 			s++, n--;
-			console += n / 2;
+			console += n / 2 + 1; /* + 1: endless empty 'O' packets end too */
 			if (console > FARM_RSP_MAX_PACKET)
 				return farm_err_set(e, FARM_ELIMIT,
 						    "GDB server %s: %s: more than %u bytes of output",

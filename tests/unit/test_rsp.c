@@ -1027,6 +1027,18 @@ static void test_client_hostile_replies(void)
 	farm_rsp_close(r);
 	fake_free(&f);
 
+	/* Empty console packets without end. */
+	struct farm_buf empties = { 0 };
+	for (unsigned i = 0; i < FARM_RSP_MAX_PACKET + 10; i++)
+		farm_buf_puts(&empties, "$O#4f");
+	fake_init(&f, mon, N(mon));
+	CU_ASSERT_EQUAL_FATAL(open_fake(&f, &r, &e), 0);
+	farm_buf_append(&f.in, empties.data, empties.len);
+	CU_ASSERT_EQUAL(farm_rsp_monitor(r, "reset", NULL, &e), FARM_ELIMIT);
+	farm_buf_free(&empties);
+	farm_rsp_close(r);
+	fake_free(&f);
+
 	/* A memory map that promises more but sends nothing. */
 	static const struct step mm[] = {
 		{ "qSupported", "+$PacketSize=400;qXfer:memory-map:read+#", 0 },
