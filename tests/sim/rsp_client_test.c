@@ -16,6 +16,8 @@
  *   request PACKET            one raw exchange; prints the reply
  *   interrupt                 0x03 and the stop reply
  *   ping N                    N '?' round trips (timed)
+ *   image FILE LIMIT          a firmware image (farm_image_load: HEX, ELF, UF2, ...): every
+ *                             segment below address LIMIT written (X/M) and read back (timed)
  * Prints one line per step; on the first failure prints "error: MESSAGE (code)"
  * to stderr and exits 1. */
 #include <stdio.h>
@@ -24,6 +26,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "image.h"
 #include "rsp.h"
 #include "transport.h"
 
@@ -234,6 +237,36 @@ static int step(struct ctx *c, char **argv, int argc, int *used, struct farm_err
 		long long ms = farm_now_ms() - t0;
 		printf("round trip: %u in %lld ms (%.1f us each)\n", len, ms,
 		       len ? (double)ms * 1000.0 / len : 0.0);
+	} else if (!strcmp(s, "image")) {
+		NEED(2);
+		struct farm_image *img = NULL;
+		if ((rc = num(argv[2], &len, e)) ||
+		    (rc = farm_image_load(&img, argv[1], FARM_IMG_UNKNOWN, 0, e)))
+			goto out;
+		size_t total = 0;
+		for (size_t i = 0; i < img->n_segs && !rc; i++) {
+			const struct farm_image_segment *g = &img->segs[i];
+			if ((uint64_t)g->addr + g->len > len) {
+				printf("skipped segment 0x%08x (%u bytes)\n", g->addr, g->len);
+				continue;
+			}
+			unsigned char *got = malloc(g->len ? g->len : 1);
+			if (!got) {
+				rc = farm_err_set(e, FARM_ENOMEM, "out of memory");
+				break;
+			}
+			rc = farm_rsp_write_mem(c->rsp, g->addr, g->data, g->len, NULL, NULL, e);
+			if (!rc)
+				rc = farm_rsp_read_mem(c->rsp, g->addr, got, g->len, NULL, NULL, e);
+			if (!rc && memcmp(got, g->data, g->len))
+				rc = farm_err_set(e, FARM_EIO, "segment at 0x%08x reads back different", g->addr);
+			free(got);
+			total += g->len;
+		}
+		farm_image_free(img);
+		if (rc)
+			goto out;
+		rate("image written and read back:", total, farm_now_ms() - t0);
 	} else {
 		rc = farm_err_set(e, FARM_EINVAL, "unknown step '%s'", s);
 	}

@@ -376,6 +376,7 @@ struct fake {
 	size_t frame_max;      /* longest frame seen, $ to checksum */
 	int n_plus, n_minus, n_intr;
 	char mismatch[256];
+	volatile sig_atomic_t *cancel_when_idle; /* set when the client waits for nothing */
 };
 
 static void expand(struct farm_buf *out, const char *t)
@@ -475,6 +476,8 @@ static int fake_read(struct farm_transport *t, void *buf, size_t len, size_t *go
 	}
 	if (f->closed)
 		return farm_err_set(e, FARM_ECLOSED, "closed");
+	if (f->cancel_when_idle)
+		*f->cancel_when_idle = 1;
 	usleep((useconds_t)(timeout_ms < 5 ? timeout_ms : 5) * 1000);
 	return 0;
 }
@@ -978,6 +981,18 @@ static void test_client_cancel(void)
 	long long t0 = farm_now_ms();
 	CU_ASSERT_EQUAL(farm_rsp_flash_done(r, 5000, &e), FARM_EINTR);
 	CU_ASSERT(farm_now_ms() - t0 < 1000);
+	farm_rsp_close(r);
+	fake_free(&f);
+
+	/* cancelled while waiting for a reply that does not come */
+	fake_init(&f, steps, N(steps));
+	cancel = 0;
+	CU_ASSERT_EQUAL_FATAL(farm_rsp_open(&r, &f.base, 5000, &cancel, &e), 0);
+	f.cancel_when_idle = &cancel;
+	t0 = farm_now_ms();
+	CU_ASSERT_EQUAL(farm_rsp_flash_done(r, 5000, &e), FARM_EINTR);
+	CU_ASSERT(farm_now_ms() - t0 < 1000);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "interrupted during vFlashDone"));
 	farm_rsp_close(r);
 	fake_free(&f);
 }
