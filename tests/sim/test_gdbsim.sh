@@ -11,7 +11,6 @@ set -euo pipefail
 SIM=$1
 WORK=$2
 command -v gdb-multiarch >/dev/null || { echo "SKIP: gdb-multiarch not installed (ci/install-deps installs it)"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
 rm -rf "$WORK"
 mkdir -p "$WORK"
 pids=()
@@ -66,25 +65,24 @@ clean_log() {
   ! grep -E "overlong|bad checksum" "$1" || fail "$1: overlong packets or bad checksums from gdb"
 }
 
+le16() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))"; }
+le32() { le16 $(($1 & 0xffff)); le16 $(($1 >> 16 & 0xffff)); }
 mkelf() { # mkelf BIN ADDR OUT: minimal ELF32 LE ARM executable, one .text section at ADDR
-  python3 - "$@" <<'PY'
-import struct, sys
-data = open(sys.argv[1], 'rb').read()
-addr = int(sys.argv[2], 0)
-shstr = b"\0.text\0.shstrtab\0"
-off_data = 52 + 32
-off_shstr = off_data + len(data)
-off_sh = (off_shstr + len(shstr) + 3) & ~3
-eh = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
-eh += struct.pack("<HHIIIIIHHHHHH", 2, 40, 1, addr, 52, off_sh, 0x05000000, 52, 32, 1, 40, 3, 2)
-ph = struct.pack("<IIIIIIII", 1, off_data, addr, addr, len(data), len(data), 5, 4)
-sh = bytes(40)
-sh += struct.pack("<IIIIIIIIII", 1, 1, 6, addr, off_data, len(data), 0, 0, 4, 0)
-sh += struct.pack("<IIIIIIIIII", 7, 3, 0, 0, off_shstr, len(shstr), 0, 0, 1, 0)
-out = eh + ph + data + shstr
-out += bytes(off_sh - len(out)) + sh
-open(sys.argv[3], 'wb').write(out)
-PY
+  local addr=$(($2)) len off_shstr off_sh
+  len=$(stat -c %s "$1")
+  off_shstr=$((84 + len))
+  off_sh=$(( (off_shstr + 17 + 3) & ~3 ))
+  {
+    printf '\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    le16 2; le16 40; le32 1; le32 $addr; le32 52; le32 $off_sh; le32 0x05000000
+    le16 52; le16 32; le16 1; le16 40; le16 3; le16 2
+    le32 1; le32 84; le32 $addr; le32 $addr; le32 $len; le32 $len; le32 5; le32 4
+    cat "$1"
+    printf '\0.text\0.shstrtab\0'
+    head -c $((off_sh - off_shstr - 17 + 40)) /dev/zero
+    le32 1; le32 1; le32 6; le32 $addr; le32 84; le32 $len; le32 0; le32 0; le32 4; le32 0
+    le32 7; le32 3; le32 0; le32 0; le32 $off_shstr; le32 17; le32 0; le32 0; le32 1; le32 0
+  } >"$3"
 }
 
 # Test data: random bytes with every escaped character in them.
