@@ -627,6 +627,9 @@ static void handle_monitor(struct sim *s, const char *hex, size_t n, struct answ
 	} else if (!strcmp(cmd, "reset") || !strcmp(cmd, "reset run")) {
 		text = s->prof.reset_text;
 		s->running = 0;
+	} else if (!strcmp(s->prof.name, "bmp") && !strcmp(cmd, "swd_scan")) {
+		/* Black Magic Probe: list the targets found on the SWD bus */
+		text = "Target voltage: 3.3V\nAvailable Targets:\nNo. Att Driver\n 1      Nordic nRF52 M4\n";
 	}
 	if (!text) {
 		char msg[300];
