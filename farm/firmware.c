@@ -1,5 +1,7 @@
 #include "firmware.h"
 
+#include "probesrv.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,9 +170,12 @@ static int dry_configure(const struct runner_ops *ops, const struct farm_board *
 		.board = b,
 		.probe = b->probe ? farm_inventory_probe(inv, b->probe) : NULL,
 		.map = map,
-		/* an emulated board's gdbstub exists only once its emulator runs */
+		/* an emulated board's gdbstub, a probe server mpfarm starts: both
+		 * exist only once the board's job runs */
 		.gdb_url = b->emulator.present ? "tcp://127.0.0.1:1" : NULL,
 	};
+	if (ctx.probe && !ctx.gdb_url && farm_probesrv_needed(ctx.probe))
+		ctx.gdb_url = "pipe:probe-server";
 	struct runner *r = NULL;
 	int rc = runner_new(&r, ops, &ctx, e);
 	runner_free(r);

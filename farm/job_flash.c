@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "probesrv.h"
 #include "rsp.h"
 #include "runner.h"
 #include "transport.h"
@@ -112,6 +113,12 @@ static void phasef(const struct farm_job_sink *sink, const char *fmt, ...)
 	sink->phase(sink->payload, "flash", v);
 }
 
+static int probesrv_connect(void *payload, struct farm_transport **out, int timeout_ms,
+			    struct farm_err *e)
+{
+	return farm_probesrv_connect(payload, out, timeout_ms, e);
+}
+
 int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 {
 	const struct farm_job *job = f->job;
@@ -121,6 +128,7 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 	const struct farm_image *img = fw->image->img;
 	struct farm_res_held *held = NULL;
 	struct runner *r = NULL;
+	const struct runner_ops *ops = fw->runner;
 	char gdb_url[64];
 	int rc;
 
@@ -157,7 +165,17 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 		ctx.board_reset = farm_job_emu_reset_run;
 		ctx.reset_payload = f->emu;
 	}
-	const struct runner_ops *ops = fw->runner;
+	/* A probe whose GDB server mpfarm runs itself (OpenOCD, pyOCD without connection:). */
+	struct farm_probesrv *srv = NULL;
+	if (ctx.probe && !f->emu && farm_probesrv_needed(ctx.probe)) {
+		char srv_log[4200] = "";
+		if (job->log_dir)
+			snprintf(srv_log, sizeof srv_log, "%s/%s.%s.log", job->log_dir, b->id, ctx.probe->id);
+		if ((rc = farm_probesrv_new(&srv, ctx.probe, srv_log[0] ? srv_log : NULL, job->cancel, e)))
+			goto out;
+		ctx.gdb_connect = probesrv_connect;
+		ctx.gdb_payload = srv;
+	}
 	propf(sink, "flash.method", "%s", ops->name);
 	propf(sink, "flash.image", "%s", fw->image->path);
 	propf(sink, "flash.sha256", "%s", fw->image->sha256);
@@ -200,6 +218,7 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 	}
 out:
 	runner_free(r);
+	farm_probesrv_free(srv);
 	farm_res_release(held);
 	if (rc && rc != FARM_EINTR && rc != FARM_EBUSY)
 		farm_err_prefix(e, "%s", ops ? ops->name : "flash");

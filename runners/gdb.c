@@ -94,6 +94,8 @@ static int gdb_configure(void *priv, const struct runner_ctx *ctx, struct farm_e
 	const char *url = ctx->gdb_url;
 	if (!url && ctx->probe)
 		url = ctx->probe->connection;
+	if (!url && ctx->gdb_connect)
+		url = "(a GDB server mpfarm runs for the probe)";
 	if (!url)
 		return farm_err_set(e, FARM_EINVAL,
 				    "board %s: the gdb runner needs a GDB server: give the probe %s a "
@@ -136,7 +138,16 @@ static int connect_server(struct gdb_priv *p, struct farm_err *e)
 {
 	if (p->rsp)
 		return 0;
-	int rc = farm_rsp_connect(&p->rsp, p->url, PACKET_TIMEOUT_MS, p->ctx->cancel, e);
+	int rc;
+	if (p->ctx->gdb_connect) {
+		struct farm_transport *t = NULL;
+		if ((rc = p->ctx->gdb_connect(p->ctx->gdb_payload, &t, PACKET_TIMEOUT_MS, e)))
+			return rc;
+		snprintf(p->url, sizeof p->url, "%s", t->url);
+		rc = farm_rsp_open(&p->rsp, t, PACKET_TIMEOUT_MS, p->ctx->cancel, e);
+	} else {
+		rc = farm_rsp_connect(&p->rsp, p->url, PACKET_TIMEOUT_MS, p->ctx->cancel, e);
+	}
 	if (rc)
 		return rc; /* the message names the server */
 	const struct farm_rsp_info *in = farm_rsp_info(p->rsp);

@@ -77,11 +77,17 @@ start_probe p-drop openocd --fault disconnect-after:6
 start_board b-drop
 start_probe p-stall openocd --fault stall-done:60000
 start_board b-stall
+# A probe whose GDB server mpfarm starts itself: OpenOCD in pipe mode (a
+# stand-in that records its argv and serves the protocol with gdbsim).
+start_board b-spawn
+export FAKE_GDBSIM=$GDBSIM FAKE_ARGV_LOG=$WORK/spawn.argv FAKE_SIM_STATE=$WORK/p-spawn.dump
 {
   echo "probes:"
   probe_entry p-openocd openocd; probe_entry p-pyocd pyocd; probe_entry p-bmp blackmagic
   probe_entry p-drop openocd; probe_entry p-stall openocd
+  echo "  - {id: p-spawn, kind: openocd, interface: cmsis-dap, target: nrf52, serial_number: E6614C311B7E, server: $HERE/fake-openocd.sh}"
   echo "boards:"
+  board_entry b-spawn p-spawn
   board_entry b-openocd p-openocd; board_entry b-pyocd p-pyocd; board_entry b-bmp p-bmp
   board_entry b-drop p-drop
   echo "  - {id: b-stall, port: nrf, board: PCA10040, mcu: nrf52, serial: \"unix:$RUN/b-stall.sock\", probe: p-stall, flash: {method: gdb}, timeouts: {flash: 3}}"
@@ -98,7 +104,10 @@ cat "$WORK/out.txt"
 [ $rc = 3 ] || fail "run exited $rc, expected 3 (two boards could not be flashed)"
 python3 "$HERE/../integration/check_junit.py" "$WORK/r/junit.xml" \
   --expect b-openocd:quick:one:pass --expect b-pyocd:quick:one:pass --expect b-bmp:quick:one:pass \
-  --expect b-drop:quick:one:error --expect b-stall:quick:one:error
+  --expect b-drop:quick:one:error --expect b-stall:quick:one:error --expect b-spawn:quick:one:pass
+[ "$(tr '\n' ' ' <"$WORK/spawn.argv")" = '-c gdb_port pipe -c tcl_port disabled -c telnet_port disabled -f interface/cmsis-dap.cfg -f target/nrf52.cfg -c adapter serial E6614C311B7E ' ] ||
+  fail "the OpenOCD argv was $(tr '\n' ' ' <"$WORK/spawn.argv")"
+pgrep -f "gdbsim --stdio.*$WORK" >/dev/null && fail "the probe server outlived the run"
 
 # Stop the servers: they dump their flash on exit.
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -109,11 +118,13 @@ python3 - "$WORK" <<'PY'
 import os, re, sys, xml.etree.ElementTree as ET
 work = sys.argv[1]
 img = open(os.path.join(work, "fw.bin"), "rb").read()
-for profile in ("openocd", "pyocd", "bmp"):
+for profile in ("openocd", "pyocd", "bmp", "spawn"):
     dump = open(os.path.join(work, f"p-{profile}.dump"), "rb").read()
     assert dump[0x1000:0x1000 + len(img)] == img, f"{profile}: flash content differs from the image"
     end = 0x1000 + len(img)
     assert dump[:0x1000] == b"\xff" * 0x1000, f"{profile}: bytes before the image were touched"
+    if profile == "spawn":
+        continue
     log = open(os.path.join(work, f"p-{profile}.log")).read()
     erases = re.findall(r"vFlashErase addr=0x([0-9a-f]+) len=(\d+) -> OK", log)
     assert erases, f"{profile}: no vFlashErase in {log[:400]}"
