@@ -209,7 +209,7 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 			propf(sink, "flash.verify_s", "%.3f", (double)(farm_now_ms() - t0) / 1000.0);
 		}
 	}
-	phasef(sink, "wrote %zu bytes in %.2f s, %s; starting the new firmware",
+	phasef(sink, "wrote %zu bytes in %.3f s, %s; starting the new firmware",
 	       farm_image_size(img), write_s, verified);
 	rc = runner_reset(r, e);
 	if (rc == FARM_EUNSUPPORTED) {

@@ -67,6 +67,7 @@ try:
     for r in range(ROUNDS):
         qa, pa, sa = blank_board(f"a{r}")
         qb, pb, _ = blank_board(f"b{r}")
+        qc, pc, _ = blank_board(f"c{r}")  # a blank board left running crashes: one per gdb run
         try:
             inv = os.path.join(work, f"lab{r}.yaml")
             with open(inv, "w") as f:
@@ -83,12 +84,12 @@ try:
                 sys.exit(1)
             size = int(m.group(1))
             ours.append(float(m.group(2)))
-            base = gdb(pb)                        # start-up + connect + detach
+            base = gdb(pc)                        # start-up + connect + detach
             full = gdb(pb, f"restore {FW}")        # the same plus the image
             theirs.append(full)
             theirs_net.append(max(full - base, 1e-6))
         finally:
-            for q in (qa, qb):
+            for q in (qa, qb, qc):
                 q.kill()
                 q.wait()
 finally:
