@@ -58,6 +58,19 @@ int farm_transport_sock_open(struct farm_transport **out, const char *url, int t
 int farm_transport_serial_open(struct farm_transport **out, const char *path,
 			       const struct farm_serial_cfg *cfg, struct farm_err *e);
 
+/* I/O with timeouts on a stream socket (transport_fd.c), for backends that
+ * sit on one. farm_fd_wait: poll() one fd, retrying EINTR within the
+ * deadline; >0 ready, 0 timeout, <0 error (errno). The others return 0,
+ * FARM_ECLOSED when the peer went away (EOF, EPIPE, ECONNRESET), FARM_EIO or
+ * FARM_ETIMEDOUT; messages start with `what`. farm_fd_read gives *got == 0
+ * on a timeout; farm_fd_drain discards pending input. */
+int farm_fd_wait(int fd, short events, int timeout_ms);
+int farm_fd_read(int fd, void *buf, size_t len, size_t *got, int timeout_ms, const char *what,
+		 struct farm_err *e);
+int farm_fd_write(int fd, const void *buf, size_t len, int timeout_ms, const char *what,
+		  struct farm_err *e);
+int farm_fd_drain(int fd, const char *what, struct farm_err *e);
+
 /* Monotonic clock in milliseconds. */
 long long farm_now_ms(void);
 

@@ -26,24 +26,6 @@ struct pipe_transport {
 	long long log_from;
 };
 
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	long long deadline = farm_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-	for (;;) {
-		long long left = deadline - farm_now_ms();
-		if (left < 0)
-			left = 0;
-		int n = poll(&p, 1, (int)left);
-		if (n < 0 && errno == EINTR) {
-			if (left == 0)
-				return 0;
-			continue;
-		}
-		return n;
-	}
-}
-
 /* The server closed its end: say why. A server that failed (non-zero status,
  * killed) is an I/O error quoting its log; one that is still running or
  * exited cleanly just closed the connection. */
@@ -67,68 +49,23 @@ static int pipe_read(struct farm_transport *t, void *buf, size_t len, size_t *go
 		     struct farm_err *e)
 {
 	struct pipe_transport *p = (struct pipe_transport *)t;
-	*got = 0;
-	int n = wait_fd(p->fd, POLLIN, timeout_ms);
-	if (n < 0)
-		return farm_err_sys(e, FARM_EIO, errno, "%s: poll", p->what);
-	if (n == 0)
-		return 0;
-	ssize_t r = recv(p->fd, buf, len, MSG_DONTWAIT);
-	if (r == 0)
-		return peer_gone(p, e);
-	if (r < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		if (errno == ECONNRESET)
-			return peer_gone(p, e);
-		return farm_err_sys(e, FARM_EIO, errno, "%s: read", p->what);
-	}
-	*got = (size_t)r;
-	return 0;
+	int rc = farm_fd_read(p->fd, buf, len, got, timeout_ms, p->what, e);
+	return rc == FARM_ECLOSED ? peer_gone(p, e) : rc;
 }
 
 static int pipe_write(struct farm_transport *t, const void *buf, size_t len, int timeout_ms,
 		      struct farm_err *e)
 {
 	struct pipe_transport *p = (struct pipe_transport *)t;
-	const char *c = buf;
-	long long deadline = farm_now_ms() + timeout_ms;
-	while (len > 0) {
-		ssize_t w = send(p->fd, c, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0) {
-			c += w;
-			len -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
-			return peer_gone(p, e);
-		if (w < 0 && errno != EAGAIN && errno != EINTR)
-			return farm_err_sys(e, FARM_EIO, errno, "%s: write", p->what);
-		long long left = deadline - farm_now_ms();
-		if (left <= 0)
-			return farm_err_set(e, FARM_ETIMEDOUT, "%s: write stalled for %d ms", p->what,
-					    timeout_ms);
-		if (wait_fd(p->fd, POLLOUT, (int)left) < 0)
-			return farm_err_sys(e, FARM_EIO, errno, "%s: poll", p->what);
-	}
-	return 0;
+	int rc = farm_fd_write(p->fd, buf, len, timeout_ms, p->what, e);
+	return rc == FARM_ECLOSED ? peer_gone(p, e) : rc;
 }
 
 static int pipe_flush_input(struct farm_transport *t, struct farm_err *e)
 {
 	struct pipe_transport *p = (struct pipe_transport *)t;
-	char junk[512];
-	for (;;) {
-		ssize_t r = recv(p->fd, junk, sizeof junk, MSG_DONTWAIT);
-		if (r > 0)
-			continue;
-		if (r == 0)
-			return peer_gone(p, e);
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		if (errno != EINTR)
-			return farm_err_sys(e, FARM_EIO, errno, "%s: read", p->what);
-	}
+	int rc = farm_fd_drain(p->fd, p->what, e);
+	return rc == FARM_ECLOSED ? peer_gone(p, e) : rc;
 }
 
 static void pipe_close(struct farm_transport *t)

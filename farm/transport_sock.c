@@ -19,90 +19,21 @@ struct sock_transport {
 	int fd;
 };
 
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	long long deadline = farm_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-	for (;;) {
-		long long left = deadline - farm_now_ms();
-		if (left < 0)
-			left = 0;
-		int n = poll(&p, 1, (int)left);
-		if (n < 0 && errno == EINTR) {
-			if (left == 0)
-				return 0;
-			continue;
-		}
-		if (n < 0)
-			return -1;
-		return n;
-	}
-}
-
 static int sock_read(struct farm_transport *t, void *buf, size_t len, size_t *got, int timeout_ms,
 		     struct farm_err *e)
 {
-	struct sock_transport *s = (struct sock_transport *)t;
-	*got = 0;
-	int n = wait_fd(s->fd, POLLIN, timeout_ms);
-	if (n < 0)
-		return farm_err_sys(e, FARM_EIO, errno, "%s: poll", t->url);
-	if (n == 0)
-		return 0;
-	ssize_t r = recv(s->fd, buf, len, 0);
-	if (r == 0)
-		return farm_err_set(e, FARM_ECLOSED, "%s: the console connection was closed", t->url);
-	if (r < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		return farm_err_sys(e, errno == ECONNRESET ? FARM_ECLOSED : FARM_EIO, errno,
-				    "%s: read", t->url);
-	}
-	*got = (size_t)r;
-	return 0;
+	return farm_fd_read(((struct sock_transport *)t)->fd, buf, len, got, timeout_ms, t->url, e);
 }
 
 static int sock_write(struct farm_transport *t, const void *buf, size_t len, int timeout_ms,
 		      struct farm_err *e)
 {
-	struct sock_transport *s = (struct sock_transport *)t;
-	const char *p = buf;
-	long long deadline = farm_now_ms() + timeout_ms;
-	while (len > 0) {
-		ssize_t w = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0) {
-			p += w;
-			len -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno != EAGAIN && errno != EINTR)
-			return farm_err_sys(e, errno == EPIPE || errno == ECONNRESET ? FARM_ECLOSED : FARM_EIO,
-					    errno, "%s: write", t->url);
-		long long left = deadline - farm_now_ms();
-		if (left <= 0)
-			return farm_err_set(e, FARM_ETIMEDOUT, "%s: write stalled for %d ms", t->url,
-					    timeout_ms);
-		if (wait_fd(s->fd, POLLOUT, (int)left) < 0)
-			return farm_err_sys(e, FARM_EIO, errno, "%s: poll", t->url);
-	}
-	return 0;
+	return farm_fd_write(((struct sock_transport *)t)->fd, buf, len, timeout_ms, t->url, e);
 }
 
 static int sock_flush_input(struct farm_transport *t, struct farm_err *e)
 {
-	struct sock_transport *s = (struct sock_transport *)t;
-	char junk[512];
-	for (;;) {
-		ssize_t r = recv(s->fd, junk, sizeof junk, MSG_DONTWAIT);
-		if (r > 0)
-			continue;
-		if (r == 0)
-			return farm_err_set(e, FARM_ECLOSED, "%s: the console connection was closed", t->url);
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		if (errno != EINTR)
-			return farm_err_sys(e, FARM_EIO, errno, "%s: read", t->url);
-	}
+	return farm_fd_drain(((struct sock_transport *)t)->fd, t->url, e);
 }
 
 static void sock_close(struct farm_transport *t)
@@ -129,7 +60,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, long
 	if (errno != EINPROGRESS)
 		return errno;
 	long long left = deadline - farm_now_ms();
-	int n = wait_fd(fd, POLLOUT, left > 0 ? (int)left : 0);
+	int n = farm_fd_wait(fd, POLLOUT, left > 0 ? (int)left : 0);
 	if (n <= 0)
 		return n == 0 ? ETIMEDOUT : errno;
 	int soerr = 0;
