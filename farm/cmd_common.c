@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "lock.h"
 #include "ydoc.h"
 
 int farm_cmd_load_inventory(struct farm_inventory **out, const char *path)
@@ -89,5 +90,29 @@ int farm_cmd_parse_seconds(const char *cmd, const char *option, const char *text
 		return -1;
 	}
 	*ms = (unsigned)(secs * 1000.0 + 0.5);
+	return 0;
+}
+
+int farm_cmd_lock_dir(const char *cmd, const char *option, char *out, size_t len)
+{
+	const char *env = getenv("MPFARM_LOCK_DIR");
+	if (!option && env && *env)
+		option = env;
+	if (option) {
+		snprintf(out, len, "%s", option);
+		int lk = farm_cmd_mkdirs(out);
+		if (lk) {
+			fprintf(stderr, "mpfarm %s: cannot create lock directory %s: %s\n", cmd, out,
+				strerror(-lk));
+			return FARM_EXIT_INFRA;
+		}
+		return 0;
+	}
+	struct farm_err e = { 0 };
+	if (farm_lock_default_dir(out, len, &e)) {
+		fprintf(stderr, "mpfarm %s: no usable lock directory (%s); give one with --lock-dir or "
+				"MPFARM_LOCK_DIR\n", cmd, e.msg);
+		return FARM_EXIT_INFRA;
+	}
 	return 0;
 }

@@ -75,15 +75,8 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv)
 	}
 	/* Never disturb a board another mpfarm process is driving. */
 	char lock_dir[4096];
-	const char *env_lock = getenv("MPFARM_LOCK_DIR");
-	if (env_lock && *env_lock) {
-		snprintf(lock_dir, sizeof lock_dir, "%s", env_lock);
-		farm_cmd_mkdirs(lock_dir);
-	} else if (farm_lock_default_dir(lock_dir, sizeof lock_dir, &e)) {
-		fprintf(stderr, "mpfarm exec: no usable lock directory: %s\n", e.msg);
-		ret = FARM_EXIT_INFRA;
+	if ((ret = farm_cmd_lock_dir("exec", NULL, lock_dir, sizeof lock_dir)))
 		goto out;
-	}
 	struct farm_lock_owner me = { 0 }, holder = { 0 };
 	snprintf(me.run_id, sizeof me.run_id, "exec-%ld", (long)getpid());
 	snprintf(me.what, sizeof me.what, "exec on board %s", b->id);

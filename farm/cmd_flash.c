@@ -117,18 +117,8 @@ int farm_cmd_flash(const struct farm_cli *cli, int argc, char **argv)
 	}
 	farm_diags_free(&d);
 	char lock_dir[4096];
-	const char *env_lock = getenv("MPFARM_LOCK_DIR");
-	if (!lock_opt && env_lock && *env_lock)
-		lock_opt = env_lock;
-	if (lock_opt) {
-		snprintf(lock_dir, sizeof lock_dir, "%s", lock_opt);
-		farm_cmd_mkdirs(lock_dir);
-	} else if (farm_lock_default_dir(lock_dir, sizeof lock_dir, &e)) {
-		fprintf(stderr, "mpfarm flash: no usable lock directory (%s); give one with --lock-dir\n",
-			e.msg);
-		ret = FARM_EXIT_INFRA;
+	if ((ret = farm_cmd_lock_dir("flash", lock_opt, lock_dir, sizeof lock_dir)))
 		goto out;
-	}
 	struct farm_ui ui;
 	farm_ui_init(&ui, stdout, 0, quiet);
 	struct farm_board_result *res = farm_run_add_board(&result, b->id);

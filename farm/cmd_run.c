@@ -383,24 +383,9 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 
 	/* Board locks: --lock-dir, else $MPFARM_LOCK_DIR, else the default directory. */
 	char lock_dir[4096];
-	const char *env_lock = getenv("MPFARM_LOCK_DIR");
-	if (!o.lock_dir && env_lock && *env_lock)
-		o.lock_dir = env_lock;
-	if (o.lock_dir) {
-		snprintf(lock_dir, sizeof lock_dir, "%s", o.lock_dir);
-		int lk = farm_cmd_mkdirs(lock_dir);
-		if (lk) {
-			fprintf(stderr, "mpfarm run: cannot create lock directory %s: %s\n", lock_dir,
-				strerror(-lk));
-			ret = FARM_EXIT_INFRA;
-			goto out;
-		}
-	} else if (farm_lock_default_dir(lock_dir, sizeof lock_dir, &e)) {
-		fprintf(stderr, "mpfarm run: no usable lock directory (%s); give one with --lock-dir\n",
-			e.msg);
-		ret = FARM_EXIT_INFRA;
+	if ((ret = farm_cmd_lock_dir("run", o.lock_dir, lock_dir, sizeof lock_dir)))
 		goto out;
-	}
+	ret = FARM_EXIT_USAGE;
 	char run_id[64];
 	{
 		time_t now = time(NULL);

@@ -112,14 +112,6 @@ const struct farm_fw_board *farm_fwplan_board(const struct farm_fwplan *p, const
 	return NULL;
 }
 
-static const char *kv(const struct farm_fw_target *t, const char *key)
-{
-	for (size_t i = 0; i < t->n_opts; i++)
-		if (!strcmp(t->opts[i].key, key))
-			return t->opts[i].value;
-	return NULL;
-}
-
 /* The image for path (loaded once per path, format and base). */
 static const struct farm_fw_image *get_image(struct farm_fwplan *p, const char *path,
 					     enum farm_image_format fmt, unsigned long base,
@@ -223,7 +215,7 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 				       "yet", b->id, t->source == FARM_FW_FETCH ? "fetch" : "build");
 			return;
 		}
-		path = kv(t, "path");
+		path = farm_kv_get(t->opts, t->n_opts, "path");
 		if (!path)
 			return; /* already reported by the inventory loader */
 		fmt = t->format ? farm_image_format_parse(t->format) : FARM_IMG_UNKNOWN;

@@ -301,7 +301,7 @@ static void kv_free(struct farm_kv *kv, size_t n)
 	free(kv);
 }
 
-static const char *kv_get(const struct farm_kv *kv, size_t n, const char *key)
+const char *farm_kv_get(const struct farm_kv *kv, size_t n, const char *key)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(kv[i].key, key) == 0)
@@ -1061,9 +1061,9 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 	farm_ycheck_keys(c->doc, s, first == 1 ? fetch_keys : build_keys, w, c->d);
 	load_opts(c, s, w, first == 1 ? fetch_spec : build_spec, &t->opts, &t->n_opts);
 	if (first == 1) {
-		const char *url = kv_get(t->opts, t->n_opts, "url");
-		const char *waived = kv_get(t->opts, t->n_opts, "sha256_waived");
-		if (url && is_http(url) && !kv_get(t->opts, t->n_opts, "sha256") &&
+		const char *url = farm_kv_get(t->opts, t->n_opts, "url");
+		const char *waived = farm_kv_get(t->opts, t->n_opts, "sha256_waived");
+		if (url && is_http(url) && !farm_kv_get(t->opts, t->n_opts, "sha256") &&
 		    !(waived && strcmp(waived, "true") == 0))
 			problem(c, s,
 				"add sha256: <64 hex digits> (sha256sum prints it), or sha256_waived: "

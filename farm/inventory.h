@@ -141,6 +141,8 @@ void farm_inventory_free(struct farm_inventory *inv);
 const struct farm_board *farm_inventory_board(const struct farm_inventory *inv, const char *id);
 const struct farm_probe *farm_inventory_probe(const struct farm_inventory *inv, const char *id);
 int farm_board_has_tag(const struct farm_board *b, const char *tag);
+/* The value of key among kv[0..n), or NULL. */
+const char *farm_kv_get(const struct farm_kv *kv, size_t n, const char *key);
 
 /* Default firmware for emulated micro:bit boards. */
 #define FARM_MICROBIT_FIRMWARE "/usr/share/firmware-microbit-micropython/firmware.hex"

@@ -60,10 +60,7 @@ void runner_format_names(const struct runner_ops *ops, char *out, size_t len)
 
 const char *runner_opt(const struct farm_board *b, const char *key)
 {
-	for (size_t i = 0; i < b->flash.n_opts; i++)
-		if (!strcmp(b->flash.opts[i].key, key))
-			return b->flash.opts[i].value;
-	return NULL;
+	return farm_kv_get(b->flash.opts, b->flash.n_opts, key);
 }
 
 /* Why ops cannot flash board b with an image of format fmt; "" if it can. */
