@@ -16,6 +16,8 @@ qemu-system-arm -M microbit -nographic -monitor none -nodefaults -device loader,
   -chardev socket,id=s0,path=$RUN/uart.sock,server=on,wait=off -serial chardev:s0 \
   >"$WORK/qemu-unix.log" 2>&1 & pids+=($!)
 for _ in $(seq 50); do [ -S "$RUN/uart.sock" ] && break; sleep 0.1; done
+# ...and the TCP console listening (a run started before it would be refused)
+for _ in $(seq 50); do grep -q ":$(printf '%04X' "$port") 00000000:0000 0A" /proc/net/tcp && break; sleep 0.1; done
 cat >"$WORK/net.yaml" <<YAML
 farm: network
 boards:
