@@ -25,7 +25,10 @@ struct farm_kv {
 };
 
 struct farm_serial_cfg {
-	char *path;     /* "/dev/...", "tcp://HOST:PORT", "unix:PATH"; NULL for emulated boards */
+	char *path;     /* "/dev/...", "tcp://HOST:PORT", "unix:PATH"; NULL for emulated boards
+			   and for USB boards found by usb_serial/location alone */
+	char *usb_serial; /* USB serial number of the board's serial device, or NULL */
+	char *location; /* USB bus-port path ("1-1.2"), or NULL */
 	int baud;       /* default 115200 */
 	int dtr, rts;   /* 1 = assert, 0 = deassert, -1 = leave as the driver opens it (default) */
 };

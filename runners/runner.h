@@ -26,6 +26,7 @@
 #include "image.h"
 #include "inventory.h"
 #include "transport.h"
+#include "usbdev.h"
 
 /* Bit for an image format in runner_ops.formats. */
 #define RUNNER_FMT(f) (1u << (unsigned)(f))
@@ -48,6 +49,12 @@ struct runner_ctx {
 	const struct farm_board *board;
 	const struct farm_probe *probe;     /* the board's probe, or NULL */
 	const struct farm_flashmap *map;    /* from board->mcu, or NULL if unknown */
+	/* The board's serial port now (resolved from serial.path, usb_serial or
+	 * location), NULL when it has none (emulated, network console); and its
+	 * USB device when it is one, else NULL. */
+	const char *serial_path;
+	const struct farm_usbdev *usb;
+	int interactive;                    /* a person is at the terminal */
 	const char *gdb_url;                /* a GDB server mpfarm runs for this board (an emulator's
 					       gdbstub, a probe server); beats probe->connection */
 	/* A GDB server mpfarm starts itself for the probe (farm/probesrv.h):
