@@ -53,6 +53,13 @@ struct ssim_env {
 	/* Call timer() at this monotonic time (ms); 0 cancels. One timer per device. */
 	void (*set_timer)(struct ssim_env *env, long long at_ms);
 	long long (*now_ms)(void);
+	/* Bridge the device's data to a unix stream socket (a MicroPython board:
+	 * an emulated micro:bit's console, an mpsim board): from now on the
+	 * client's bytes go to the socket instead of rx(), and the socket's
+	 * output goes to the client (paced at tx_baud, 0 = unpaced). baud(),
+	 * lines(), open() and close() still reach the model. NULL ends the
+	 * bridge. Returns 0, or -1 when the socket cannot be reached (logged). */
+	int (*bridge)(struct ssim_env *env, const char *unix_path, unsigned tx_baud);
 	/* The client's current baud rate and whether the port is open. */
 	unsigned (*client_baud)(struct ssim_env *env);
 	int (*client_open)(struct ssim_env *env);
