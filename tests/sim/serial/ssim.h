@@ -35,6 +35,8 @@ struct ssim_usb_id {
 	char manufacturer[64];
 	char product[64];
 	int has_tty;            /* 0: a USB device with no serial port (UF2 drive, DFU) */
+	int usb_uart;           /* 1: a USB-UART bridge (CP210x, CH340: /dev/ttyUSBn);
+				   0: a CDC-ACM device (/dev/ttyACMn) */
 };
 
 struct ssim_env {
