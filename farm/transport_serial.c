@@ -1,11 +1,14 @@
 /* mpfarm: console over a local serial device, through libserialport. */
 #include "transport.h"
 
+#include <errno.h>
 #include <libserialport.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "inventory.h"
+#include "serial_port.h"
 
 struct serial_transport {
 	struct farm_transport base;
@@ -59,6 +62,17 @@ static int ser_set_baud(struct farm_transport *t, int baud, struct farm_err *e)
 static int ser_set_lines(struct farm_transport *t, int dtr, int rts, struct farm_err *e)
 {
 	struct serial_transport *s = (struct serial_transport *)t;
+	if (dtr >= 0 && rts >= 0) { /* both in one TIOCMSET: one line-state change (ESP resets) */
+		int fd, bits;
+		if (sp_get_port_handle(s->port, &fd) != SP_OK)
+			return sp_fail(e, FARM_EIO, t->url, "get port handle");
+		if (ioctl(fd, TIOCMGET, &bits) < 0)
+			return farm_err_sys(e, FARM_EIO, errno, "%s: TIOCMGET", t->url);
+		bits = (bits & ~(TIOCM_DTR | TIOCM_RTS)) | (dtr ? TIOCM_DTR : 0) | (rts ? TIOCM_RTS : 0);
+		if (ioctl(fd, TIOCMSET, &bits) < 0)
+			return farm_err_sys(e, FARM_EIO, errno, "%s: TIOCMSET", t->url);
+		return 0;
+	}
 	if (dtr >= 0 && sp_set_dtr(s->port, dtr ? SP_DTR_ON : SP_DTR_OFF) != SP_OK)
 		return sp_fail(e, FARM_EIO, t->url, "set DTR");
 	if (rts >= 0 && sp_set_rts(s->port, rts ? SP_RTS_ON : SP_RTS_OFF) != SP_OK)
@@ -107,6 +121,11 @@ int farm_transport_serial_open(struct farm_transport **out, const char *path,
 	int rc = 0;
 	int baud = cfg && cfg->baud > 0 ? cfg->baud : 115200;
 	struct sp_port_config *conf = NULL;
+	/* libserialport finds a port's sysfs entry by its /dev name: open
+	 * /dev/serial/by-id/... links by the node they point to. */
+	char node[256];
+	if (farm_serial_path_canon(node, sizeof node, path, NULL) == 0)
+		path = node;
 	if (sp_get_port_by_name(path, &s->port) != SP_OK) {
 		rc = sp_fail(e, FARM_ENOTFOUND, path,
 			     "no such serial port (is the board plugged in? check the inventory's serial.path)");
