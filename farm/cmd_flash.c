@@ -131,6 +131,9 @@ int farm_cmd_flash(const struct farm_cli *cli, int argc, char **argv)
 	struct farm_job job = {
 		.inv = inv, .board = b, .cancel = cli->cancel, .lock_dir = lock_dir,
 		.wait_lock_ms = (int)wait_ms, .run_id = run_id, .fw = farm_fwplan_board(plan, b->id),
+		/* A person at a terminal can press a board's buttons (flash.entry:
+		 * manual); in CI (or under `mpfarm run`) nobody can. */
+		.interactive = isatty(0) && isatty(1) && !getenv("CI"),
 	};
 	struct farm_job_direct direct = { .res = res, .ui = &ui };
 	struct farm_job_sink sink;

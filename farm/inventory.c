@@ -30,7 +30,8 @@ static const char *const probe_keys[] = { "id", "kind", "connection", "serial_nu
 static const char *const board_keys[] = { "id", "port", "board", "variant", "mcu", "serial",
 					   "tags", "probe", "resources", "flash", "emulator", "repl",
 					   "timeouts", NULL };
-static const char *const serial_keys[] = { "path", "baud", "dtr", "rts", NULL };
+static const char *const serial_keys[] = { "path", "usb_serial", "location", "baud", "dtr", "rts",
+					     NULL };
 static const char *const emulator_keys[] = { "kind", "machine", "firmware", "blank", NULL };
 static const char *const repl_keys[] = { "chunk", "delay_ms", "window", "timeout", "boot_timeout",
 					  "retries", "upload", NULL };
@@ -489,6 +490,25 @@ static void load_serial_path(struct vctx *c, const struct farm_ynode *n, const c
 	*out = s;
 }
 
+/* "1-1.2": bus, '-', then port numbers joined by dots. */
+static int location_ok(const char *p)
+{
+	int digits = 0, dash = 0;
+	for (; *p; p++) {
+		if (*p >= '0' && *p <= '9') {
+			digits++;
+		} else if ((*p == '-' && !dash) || (*p == '.' && dash)) {
+			if (!digits)
+				return 0;
+			dash |= *p == '-';
+			digits = 0;
+		} else {
+			return 0;
+		}
+	}
+	return dash && digits;
+}
+
 static void load_serial(struct vctx *c, const struct farm_ynode *n, const char *where,
 			struct farm_serial_cfg *s)
 {
@@ -505,12 +525,25 @@ static void load_serial(struct vctx *c, const struct farm_ynode *n, const char *
 		return;
 	}
 	farm_ycheck_keys(c->doc, n, serial_keys, what, c->d);
-	if (farm_yrequire(c->doc, n, "path", what, c->d) == 0) {
-		char pw[WHAT_MAX];
-		load_serial_path(c, farm_ymap_get(n, "path"), join(pw, sizeof pw, what, "path"),
-				 &s->path);
-	}
 	char w[WHAT_MAX];
+	/* A USB board may be named by its USB serial number or socket (location)
+	 * instead of a path: it is looked up when mpfarm opens it, so it is found
+	 * again after it re-enumerates under another /dev name. */
+	opt_str(c, n, "usb_serial", what, TEXT_MAX, &s->usb_serial);
+	if (opt_str(c, n, "location", what, NAME_MAX_LEN, &s->location) == 0 && s->location &&
+	    !location_ok(s->location))
+		problem(c, farm_ymap_get(n, "location"),
+			"write the USB bus-port path as the kernel names it, e.g. 1-1.2 (mpfarm detect "
+			"prints it)",
+			"%s is not a USB location: \"%s\"", join(w, sizeof w, what, "location"),
+			s->location);
+	if (farm_ymap_get(n, "path") || (!s->usb_serial && !s->location)) {
+		if (farm_yrequire(c->doc, n, "path", what, c->d) == 0) {
+			char pw[WHAT_MAX];
+			load_serial_path(c, farm_ymap_get(n, "path"), join(pw, sizeof pw, what, "path"),
+					 &s->path);
+		}
+	}
 	if (farm_yget_long(c->doc, farm_ymap_get(n, "baud"), join(w, sizeof w, what, "baud"), 50,
 			   4000000, &baud, c->d) == 0)
 		s->baud = (int)baud;
@@ -1239,6 +1272,8 @@ static void board_free(struct farm_board *b)
 	free(b->variant);
 	free(b->mcu);
 	free(b->serial.path);
+	free(b->serial.usb_serial);
+	free(b->serial.location);
 	farm_strv_free(b->tags, b->n_tags);
 	free(b->probe);
 	farm_strv_free(b->resources, b->n_resources);

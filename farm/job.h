@@ -43,6 +43,7 @@ struct farm_job {
 	const struct farm_fw_board *fw;  /* the plan for this board; NULL or no runner = no flash */
 	int reflash_changed;          /* skip the flash when the board already runs the target */
 	const struct farm_res_gate *gate; /* the run's resource arbiter (set in workers), or NULL */
+	int interactive;              /* a person at a terminal (bootloader entry "manual" may wait) */
 };
 
 /* Where a job reports, as things happen. In a worker process the sink

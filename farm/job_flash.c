@@ -1,4 +1,5 @@
 #include "job_flash.h"
+#include "serial_port.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,6 +160,21 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 		.cancel = job->cancel,
 		.timeout_ms = b->timeouts.flash_ms,
 	};
+	/* The board's serial port now, for runners that talk to a bootloader
+	 * over it (and its USB device, to find the bootloader that replaces it). */
+	char port[256];
+	struct farm_usbdev usb;
+	if (!f->emu && farm_serial_is_local(&b->serial)) {
+		struct farm_err why = { 0 };
+		if (farm_serial_port_find(port, sizeof port, &usb, &b->serial, &why) == 0) {
+			ctx.serial_path = port;
+			ctx.usb = usb.location[0] ? &usb : NULL;
+			propf(sink, "flash.port", "%s", port);
+		} else {
+			runner_log(f->log, why.msg); /* the runner says whether it needs it */
+		}
+	}
+	ctx.interactive = job->interactive;
 	if (f->emu) {
 		snprintf(gdb_url, sizeof gdb_url, "tcp://127.0.0.1:%d", farm_emu_gdb_port(f->emu));
 		ctx.gdb_url = gdb_url;

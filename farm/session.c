@@ -1,4 +1,5 @@
 #include "session.h"
+#include "serial_port.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -76,13 +77,24 @@ int farm_session_open(struct farm_session **out, const struct farm_board *b,
 		s->own_emu = 1;
 		url = farm_emu_console_url(s->emu);
 	}
-	if (!url) {
+	/* A local USB port is looked up again at every attempt: after a reset it
+	 * may come back under another /dev name (found by its by-id link, USB
+	 * serial number or location). */
+	int local = !s->emu && farm_serial_is_local(&b->serial);
+	char port[256];
+	if (!url && !local) {
 		rc = farm_err_set(e, FARM_EINVAL, "board %s has no serial path", b->id);
 		goto fail;
 	}
 	long long until = t0 + (opts ? opts->reopen_ms : 0);
 	for (;;) {
-		rc = farm_transport_open(&s->t, url, &b->serial, (int)b->repl.boot_timeout_ms, e);
+		rc = 0;
+		if (local) {
+			rc = farm_serial_port_find(port, sizeof port, NULL, &b->serial, e);
+			url = port;
+		}
+		if (rc == 0)
+			rc = farm_transport_open(&s->t, url, &b->serial, (int)b->repl.boot_timeout_ms, e);
 		if (rc == 0 || rc == FARM_EINVAL || farm_now_ms() >= until)
 			break;
 		if (opts && opts->cancel && *opts->cancel) {

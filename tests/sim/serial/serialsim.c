@@ -704,6 +704,19 @@ static void do_unplug(struct harness *h, struct dev *d)
 		unlink(node);
 	}
 	umockdev_testbed_remove_device(h->tb, sys_usb);
+	/* umockdev leaves the bus and class links behind: a dangling
+	 * /sys/class/tty link would still be listed, and re-adding the device
+	 * at the same location would trip over the bus link. */
+	const char *base = strrchr(sys_usb, '/') + 1;
+	char link[768];
+	snprintf(link, sizeof link, "%s/sys/bus/usb/devices/%s", h->root, base);
+	unlink(link);
+	snprintf(link, sizeof link, "%s/sys/bus/usb/devices/%s:1.0", h->root, base);
+	unlink(link);
+	if (devnode[0]) {
+		snprintf(link, sizeof link, "%s/sys/class/tty/%s", h->root, devnode + 5);
+		unlink(link);
+	}
 	/* Hang up the client: with no slave held by us and the master gone,
 	 * its reads return EOF/EIO as on a vanished USB device. */
 	if (keep >= 0)

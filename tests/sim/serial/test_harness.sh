@@ -6,6 +6,8 @@
 #  2. a Pico model answers a 1200-baud touch (stty, as people do it by hand)
 #     by leaving the bus and coming back as its BOOTSEL bootloader, then as
 #     MicroPython on a new ttyACM; mpfarm finds it by USB serial number.
+# (stty cannot make the touch here: it dup2()s the port onto stdin, and
+# umockdev does not follow the duplicate.)
 # Usage: test_harness.sh SERIALSIM MPFARM MPSIM SRC WORK
 set -euo pipefail
 SSIM=$1 MPFARM=$2 MPSIM=$3 SRC=$4 WORK=$5
@@ -49,8 +51,16 @@ YAML
 cat >"$WORK/client2.sh" <<SH
 set -e
 "$MPFARM" exec pico -i "$WORK/pico.yaml" 'print(6*7)'
-# The classic touch: 1200 baud, then close (HUPCL drops DTR).
-stty -F /dev/ttyACM0 1200
+# The touch as arduino-cli does it: open at 1200 baud, drop DTR, close.
+python3 - <<'PY'
+import fcntl, os, struct, termios
+fd = os.open("/dev/ttyACM0", os.O_RDWR | os.O_NOCTTY)
+a = termios.tcgetattr(fd)
+a[4] = a[5] = termios.B1200
+termios.tcsetattr(fd, termios.TCSANOW, a)
+fcntl.ioctl(fd, termios.TIOCMBIC, struct.pack("I", termios.TIOCM_DTR))
+os.close(fd)
+PY
 for i in \$(seq 100); do [ -e /dev/ttyACM1 ] && break; sleep 0.05; done
 "$MPFARM" exec pico -i "$WORK/pico.yaml" 'print(6*9)'
 SH
@@ -62,7 +72,7 @@ set -e
 cat "$WORK/out2.txt"
 [ "$rc" = 0 ] || { cat "$WORK/ev2.log"; fail "touch/reopen client exited $rc"; }
 [ "$(cat "$WORK/out2.txt")" = "$(printf '42\n54')" ] || fail "unexpected output"
-ev_expect "$WORK/ev2.log" "pico baud 1200" "pico lines dtr=0 rts=0 (close with HUPCL)" \
+ev_expect "$WORK/ev2.log" "pico baud 1200" "pico lines dtr=0 rts=1 (TIOCMBIC)" \
   "pico touch: 1200 baud and DTR low" "pico unplug /dev/ttyACM0" \
   "pico plug 2e8a:0003 serial=E6614103E7425C2F location=1-1 (no tty)" \
   "pico plug 2e8a:0005 serial=E6614103E7425C2F location=1-1 /dev/ttyACM1" "pico open (1)"
