@@ -7,11 +7,13 @@
 extern const struct ssim_model_ops ssim_model_mpy;
 extern const struct ssim_model_ops ssim_model_rp2040;
 extern const struct ssim_model_ops ssim_model_esp;
+extern const struct ssim_model_ops ssim_model_openmv;
 
 static const struct ssim_model_ops *const models[] = {
 	&ssim_model_mpy,
 	&ssim_model_rp2040,
 	&ssim_model_esp,
+	&ssim_model_openmv,
 	NULL,
 };
 
