@@ -52,4 +52,15 @@ int farm_usbdev_wait(struct farm_usbdev *out, const struct farm_usbdev_match *m,
 		     unsigned timeout_ms, unsigned settle_ms, const volatile sig_atomic_t *cancel,
 		     struct farm_err *e);
 
+/* The same, reading sysfs under sys_root (normally "/sys") and the serial
+ * device links under dev_root (normally "/dev"; tty becomes
+ * "DEV_ROOT/ttyACM0"). For tests with a fake tree. */
+int farm_usbdev_list_at(const char *sys_root, const char *dev_root, struct farm_usbdev **out,
+			size_t *n, struct farm_err *e);
+int farm_usbdev_wait_at(const char *sys_root, const char *dev_root, struct farm_usbdev *out,
+			const struct farm_usbdev_match *m, unsigned timeout_ms, unsigned settle_ms,
+			unsigned poll_ms, const volatile sig_atomic_t *cancel, struct farm_err *e);
+/* "2e8a:0005 at 1-1.2 (serial e661..., /dev/ttyACM0)" for messages. */
+void farm_usbdev_describe(const struct farm_usbdev *d, char *out, size_t len);
+
 #endif
