@@ -34,6 +34,8 @@ static const struct farm_command commands[] = {
 	  "mpfarm runners [--mcus]" },
 	{ "inventory", farm_cmd_inventory, "validate an inventory file",
 	  "mpfarm inventory check INVENTORY" },
+	{ "detect", farm_cmd_detect, "list serial ports and USB boards with what they run",
+	  "mpfarm detect [--json] [--inventory FILE] [--no-repl] [--timeout MS] [--exclude PORT,...]" },
 	{ "exec", farm_cmd_exec, "run Python code on one board and print its output",
 	  "mpfarm exec BOARD_ID -i INVENTORY [-t SECONDS] 'python code'   (code '-' reads stdin)" },
 	{ NULL, NULL, NULL, NULL },
