@@ -253,6 +253,12 @@ int runner_esp_rom_check(struct runner_esp_rom *rom, uint8_t op, const void *dat
 	if (rc < 0)
 		return rc;
 	size_t at;
+	if (payload_len == RUNNER_ESP_PAYLOAD_ANY) {
+		if (r->len < rom->status_len)
+			return farm_err_set(e, FARM_EPROTO, "%s: reply without status bytes",
+					    op_name(op));
+		payload_len = r->len - rom->status_len;
+	}
 	if (r->len >= payload_len + 2)
 		at = payload_len;
 	else if (r->len >= 2)
@@ -382,8 +388,8 @@ int runner_esp_rom_detect(struct runner_esp_rom *rom, struct farm_err *e)
 	struct runner_esp_reply r;
 	struct farm_err se = { 0 };
 	int rc = runner_esp_rom_check(rom, RUNNER_ESP_GET_SECURITY_INFO, NULL, 0, 0,
-				      rom->min_timeout_ms, 12, &r, &se);
-	if (rc == 0 && r.len >= 20 + 2) {
+				      rom->min_timeout_ms, RUNNER_ESP_PAYLOAD_ANY, &r, &se);
+	if (rc == 0 && r.len >= 20 + 2) { /* 12 bytes (ESP32-S2) carry no chip id */
 		uint32_t id = get32(r.data + 12);
 		for (size_t i = 0; chips[i].name; i++)
 			if (chips[i].chip_id >= 0 && (uint32_t)chips[i].chip_id == id) {

@@ -110,7 +110,9 @@ void runner_esp_rom_init(struct runner_esp_rom *rom, struct farm_transport *t, u
 int runner_esp_rom_command(struct runner_esp_rom *rom, uint8_t op, const void *data, size_t len,
 			   uint32_t chk, int timeout_ms, struct runner_esp_reply *r, struct farm_err *e);
 /* As command, then check the status bytes after `payload_len` bytes of
- * payload; *r (may be NULL) gets the reply. */
+ * payload (RUNNER_ESP_PAYLOAD_ANY: the status is the reply's last bytes and
+ * the payload what precedes it); *r (may be NULL) gets the reply. */
+#define RUNNER_ESP_PAYLOAD_ANY ((size_t)-1)
 int runner_esp_rom_check(struct runner_esp_rom *rom, uint8_t op, const void *data, size_t len,
 			 uint32_t chk, int timeout_ms, size_t payload_len, struct runner_esp_reply *r,
 			 struct farm_err *e);
