@@ -27,6 +27,7 @@ static const char *const ports_rp2[] = {"rp2", NULL};
 static const char *const ports_stm32[] = {"stm32", NULL};
 static const char *const ports_samd[] = {"samd", NULL};
 static const char *const ports_esp32[] = {"esp32", NULL};
+static const char *const ports_esp8266[] = {"esp8266", NULL};
 static const char *const ports_mimxrt[] = {"mimxrt", NULL};
 
 /* Nordic: code flash at 0, the UICR page at 0x10001000, RAM at 0x20000000. */
@@ -133,6 +134,8 @@ static const struct farm_flashmap maps[] = {
 	 REGIONS(esp32_regions), 0xC47E5767, 0x00000000},
 	{"esp32c3", "Espressif ESP32-C3 (4 MiB SPI flash, by offset; bootloader at 0)", ports_esp32,
 	 REGIONS(esp32_regions), 0xD42BA06C, 0x00000000},
+	{"esp8266", "Espressif ESP8266 (4 MiB SPI flash, by offset; image at 0)", ports_esp8266,
+	 REGIONS(esp32_regions), 0x7EAB61ED, 0x00000000},
 	{"mimxrt", MIMXRT_DESC, ports_mimxrt, REGIONS(mimxrt1060_regions), 0x4FB2D5BD, 0x60000000},
 	{"mimxrt1060", MIMXRT_DESC, ports_mimxrt, REGIONS(mimxrt1060_regions), 0x4FB2D5BD, 0x60000000},
 	{"mimxrt1062", MIMXRT_DESC, ports_mimxrt, REGIONS(mimxrt1060_regions), 0x4FB2D5BD, 0x60000000},
@@ -141,7 +144,7 @@ static const struct farm_flashmap maps[] = {
 static const struct farm_flashmap *const all_maps[] = {
 	&maps[0],  &maps[1],  &maps[2],  &maps[3],  &maps[4],  &maps[5],  &maps[6],  &maps[7],
 	&maps[8],  &maps[9],  &maps[10], &maps[11], &maps[12], &maps[13], &maps[14], &maps[15],
-	&maps[16], &maps[17], &maps[18], &maps[19], &maps[20], &maps[21], NULL,
+	&maps[16], &maps[17], &maps[18], &maps[19], &maps[20], &maps[21], &maps[22], NULL,
 };
 _Static_assert(N_ELEMS(all_maps) == N_ELEMS(maps) + 1, "all_maps lists every map");
 

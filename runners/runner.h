@@ -141,5 +141,6 @@ const char *runner_opt(const struct farm_board *b, const char *key);
 
 /* The runners. */
 extern const struct runner_ops runner_gdb_ops;
+extern const struct runner_ops runner_esptool_ops;
 
 #endif
