@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "cmd_common.h"
+#include "job.h"
 #include "jsonl.h"
 #include "repl.h"
 #include "transport.h"
@@ -32,18 +33,6 @@
 #include "usbids.h"
 
 #define DETECT_MAX 256
-
-/* One line per fact, short and safe on any MicroPython since 1.9. */
-static const char identity_code[] =
-	"import sys\n"
-	"i=sys.implementation\n"
-	"print('impl',i.name,'.'.join([str(x) for x in i.version[:3]]))\n"
-	"print('platform',sys.platform)\n"
-	"try:\n"
-	" import os;u=os.uname();print('build',u.version);print('machine',u.machine)\n"
-	"except Exception:\n"
-	" pass\n"
-	"print('board',getattr(i,'_build',''))\n";
 
 struct detected {
 	char port[256];         /* /dev/ttyACM0, or "" for a USB device without a port */
@@ -53,7 +42,7 @@ struct detected {
 	const struct farm_usbid *known;
 	char repl[160];         /* "ok", "skipped: why", "no answer: why" */
 	/* Firmware identity, "" when unknown. */
-	char impl[64], version[32], platform[32], build[128], machine[128], board[64];
+	char impl[64], version[32], platform[32], build[128], machine[128];
 };
 
 struct opts {
@@ -93,6 +82,9 @@ static void parse_identity(struct detected *d, char *out)
 		char *nl = strchr(line, '\n');
 		if (nl)
 			*nl = '\0';
+		size_t ll = strlen(line);
+		if (ll && line[ll - 1] == '\r')
+			line[ll - 1] = '\0';
 		char *sp = strchr(line, ' ');
 		if (sp) {
 			*sp = '\0';
@@ -109,8 +101,6 @@ static void parse_identity(struct detected *d, char *out)
 				copy(d->build, sizeof d->build, v);
 			} else if (!strcmp(line, "machine")) {
 				copy(d->machine, sizeof d->machine, v);
-			} else if (!strcmp(line, "board")) {
-				copy(d->board, sizeof d->board, v);
 			}
 		}
 		line = nl ? nl + 1 : NULL;
@@ -138,7 +128,8 @@ static void query(const struct farm_cli *cli, const struct opts *o, struct detec
 		rc = farm_repl_enter_raw(r, (int)o->timeout_ms, &e);
 	}
 	if (!rc)
-		rc = farm_repl_exec(r, identity_code, sizeof identity_code - 1, (int)o->timeout_ms, &res, &e);
+		rc = farm_repl_exec(r, farm_job_identity_code, strlen(farm_job_identity_code),
+				    (int)o->timeout_ms, &res, &e);
 	if (!rc && res.err.len)
 		rc = farm_err_set(&e, FARM_EPROTO, "identity query raised: %.100s", res.err.data);
 	if (!rc) {
@@ -221,13 +212,28 @@ static int collect(struct detected **out, size_t *n_out, struct farm_err *e)
 		/* Location and by-id from sysfs: the device whose tty is this port. */
 		for (size_t k = 0; k < n_devs; k++)
 			if (!strcmp(devs[k].tty, d->port)) {
-				copy(d->dev.location, sizeof d->dev.location, devs[k].location);
-				copy(d->dev.by_id, sizeof d->dev.by_id, devs[k].by_id);
-				if (!d->usb) { /* libserialport did not see it as USB; sysfs did */
-					struct farm_usbdev keep = devs[k];
-					d->dev = keep;
-					d->usb = 1;
+				/* libserialport's USB details need /sys/class/tty/X/device;
+				 * where it gave none, sysfs's own attributes stand in. */
+				const struct farm_usbdev *s = &devs[k];
+				if (!d->usb || (!d->dev.vid && !d->dev.pid)) {
+					d->dev.vid = s->vid;
+					d->dev.pid = s->pid;
 				}
+				if (!d->dev.serial[0])
+					copy(d->dev.serial, sizeof d->dev.serial, s->serial);
+				if (!d->dev.manufacturer[0])
+					copy(d->dev.manufacturer, sizeof d->dev.manufacturer, s->manufacturer);
+				if (!d->dev.product[0])
+					copy(d->dev.product, sizeof d->dev.product, s->product);
+				if (d->bus < 0 || d->address < 0) {
+					d->bus = (int)s->busnum;
+					d->address = (int)s->devnum;
+				}
+				copy(d->dev.location, sizeof d->dev.location, s->location);
+				copy(d->dev.by_id, sizeof d->dev.by_id, s->by_id);
+				d->dev.busnum = s->busnum;
+				d->dev.devnum = s->devnum;
+				d->usb = 1;
 				devs[k].tty[0] = '\0'; /* matched: not listed again below */
 				break;
 			}
@@ -356,7 +362,6 @@ static int print_json(const struct detected *v, size_t n)
 			json_field(&b, "platform", d->platform, &first);
 			json_field(&b, "build", d->build, &first);
 			json_field(&b, "machine", d->machine, &first);
-			json_field(&b, "board", d->board, &first);
 			farm_buf_puts(&b, "}");
 		}
 		if (farm_buf_puts(&b, "}\n")) {
@@ -462,17 +467,18 @@ static int write_inventory(const char *path, const struct detected *v, size_t n)
 			}
 		snprintf(ids[boards++], sizeof ids[0], "%s", id);
 		guess_port(d, port, sizeof port);
-		char bname[64];
-		snprintf(bname, sizeof bname, "%s", d->board);
-		char *dash = strchr(bname, '-'); /* "RPI_PICO-SPIRAM": board, then variant */
-		if (dash)
-			*dash = '\0';
 		fprintf(f, "  - id: %s\n", id);
-		fprintf(f, "    port: %s%s\n", port[0] ? port : "rp2",
-			port[0] ? (mpy ? "" : "  # from the USB id: check") : "  # unknown: set the MicroPython port");
+		int bridge = d->known && d->known->role == FARM_USBID_BRIDGE;
+		if (port[0])
+			fprintf(f, "    port: %s%s\n", port, mpy && d->platform[0] && !d->known ? "" :
+				"  # from the firmware or the USB id: check");
+		else if (bridge)
+			fprintf(f, "    port: esp32  # guessed: boards behind a USB-UART bridge are most often ESP32: check\n");
+		else
+			fprintf(f, "    port: rp2  # unknown: set the MicroPython port\n");
 		fprintf(f, "    board: ");
-		yaml_str(f, bname[0] ? bname : "UNKNOWN");
-		fprintf(f, "%s\n", bname[0] ? "" : "  # set the MicroPython board name (e.g. RPI_PICO)");
+		yaml_str(f, "UNKNOWN");
+		fprintf(f, "  # set the MicroPython board name (e.g. RPI_PICO, PYBV11)\n");
 		if (d->machine[0]) {
 			fprintf(f, "    # runs: %s; ", d->machine);
 			for (const char *p = d->build; *p; p++)
