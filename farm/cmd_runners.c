@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "entry.h"
 #include "flashmap.h"
 #include "runner.h"
 
@@ -42,6 +43,9 @@ int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv)
 		       (*r)->entry ? (*r)->entry : "-", ok ? "yes" : "no: ", ok ? "" : why);
 	}
 	printf("(flash.method: none never flashes a board)\n");
+	printf("\n%-10s %s\n", "entry", "bootloader entry methods (flash.entry, tried in the listed order)");
+	for (const struct entry_ops *const *m = entry_all(); *m; m++)
+		printf("%-10s %s\n", (*m)->name, (*m)->summary);
 	if (argc == 2) {
 		printf("\n%-10s %-12s %-46s %s\n", "mcu", "uf2 family", "flash", "description");
 		for (const struct farm_flashmap *const *m = farm_flashmap_all(); *m; m++) {
