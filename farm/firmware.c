@@ -112,29 +112,79 @@ const struct farm_fw_board *farm_fwplan_board(const struct farm_fwplan *p, const
 	return NULL;
 }
 
-/* The image for path (loaded once per path, format and base). */
-static const struct farm_fw_image *get_image(struct farm_fwplan *p, const char *path,
-					     enum farm_image_format fmt, unsigned long base,
-					     const char *identity, size_t cap, struct farm_err *e)
+/* A loaded image of the plan with this path, format and identity, or NULL. */
+static const struct farm_fw_image *find_image(const struct farm_fwplan *p, const char *path,
+					      enum farm_image_format fmt, const char *identity)
 {
 	for (size_t i = 0; i < p->n_images; i++)
 		if (!strcmp(p->images[i].path, path) &&
 		    (fmt == FARM_IMG_UNKNOWN || p->images[i].img->format == fmt) &&
 		    (!identity || !strcmp(identity, p->images[i].identity)))
 			return &p->images[i];
-	if (p->n_images >= cap) {
-		farm_err_set(e, FARM_ELIMIT, "too many firmware images");
-		return NULL;
+	return NULL;
+}
+
+/* A files: list: each raw binary at its offset, one image (BIN format);
+ * its path is "a.bin@0x1000 + b.bin@0x8000 + ...". */
+static int load_parts(struct farm_image **out, const struct farm_fw_target *t, struct farm_err *e)
+{
+	struct farm_image *img = NULL;
+	struct farm_buf b = { 0 };
+	int rc = farm_image_new(&img, FARM_IMG_BIN, e);
+	for (size_t i = 0; rc == 0 && i < t->n_parts; i++) {
+		const struct farm_fw_part *part = &t->parts[i];
+		farm_buf_reset(&b);
+		rc = farm_buf_read_file(&b, part->path, FARM_IMAGE_MAX_BYTES, e);
+		if (rc == 0 && b.len == 0)
+			rc = farm_err_set(e, FARM_EINVAL, "%s: empty file", part->path);
+		else if (rc == 0 && (rc = farm_image_add(img, (uint32_t)part->offset, b.data, b.len,
+							 e)))
+			farm_err_prefix(e, "%s at 0x%lx", part->path, part->offset);
+	}
+	farm_buf_free(&b);
+	if (rc) {
+		farm_image_free(img);
+		img = NULL;
+	}
+	*out = img;
+	return rc;
+}
+
+/* The image for path (loaded once per path, format and base), or for the
+ * target's files: list when it has one. */
+static const struct farm_fw_image *get_image(struct farm_fwplan *p, const char *path,
+					     enum farm_image_format fmt, unsigned long base,
+					     const struct farm_fw_target *t, const char *identity,
+					     size_t cap, struct farm_err *e)
+{
+	struct farm_buf key = { 0 };
+	for (size_t i = 0; t && i < t->n_parts; i++)
+		if (farm_buf_printf(&key, "%s%s@0x%lx", i ? " + " : "", t->parts[i].path,
+				    t->parts[i].offset)) {
+			farm_buf_free(&key);
+			farm_err_set(e, FARM_ENOMEM, "out of memory");
+			return NULL;
+		}
+	if (key.data)
+		path = key.data;
+	const struct farm_fw_image *found = find_image(p, path, fmt, identity);
+	if (found || p->n_images >= cap) {
+		if (!found)
+			farm_err_set(e, FARM_ELIMIT, "too many firmware images");
+		farm_buf_free(&key);
+		return found;
 	}
 	struct farm_fw_image *im = &p->images[p->n_images];
 	memset(im, 0, sizeof *im);
-	if (farm_image_load(&im->img, path, fmt, (uint32_t)base, e))
-		return NULL;
-	if (!(im->path = strdup(path))) {
+	int rc = key.data ? load_parts(&im->img, t, e)
+			  : farm_image_load(&im->img, path, fmt, (uint32_t)base, e);
+	if (rc == 0 && !(im->path = strdup(path))) {
 		farm_image_free(im->img);
-		farm_err_set(e, FARM_ENOMEM, "out of memory");
-		return NULL;
+		rc = farm_err_set(e, FARM_ENOMEM, "out of memory");
 	}
+	farm_buf_free(&key);
+	if (rc)
+		return NULL;
 	farm_image_sha256(im->img, im->sha256);
 	if (identity)
 		snprintf(im->identity, sizeof im->identity, "%s", identity);
@@ -215,7 +265,7 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 				       "yet", b->id, t->source == FARM_FW_FETCH ? "fetch" : "build");
 			return;
 		}
-		path = farm_kv_get(t->opts, t->n_opts, "path");
+		path = t->n_parts ? "files:" : farm_kv_get(t->opts, t->n_opts, "path");
 		if (!path)
 			return; /* already reported by the inventory loader */
 		fmt = t->format ? farm_image_format_parse(t->format) : FARM_IMG_UNKNOWN;
@@ -227,12 +277,13 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 			return;
 		}
 	}
-	fb->image = get_image(p, path, fmt, base, identity, cap, &e);
+	fb->image = get_image(p, path, fmt, base, fb->target, identity, cap, &e);
 	if (!fb->image) {
 		farm_diags_add(d, file, tl, tc, "fix or replace the image; the board was not touched",
 			       "board %s: %s", b->id, e.msg);
 		return;
 	}
+	path = fb->image->path;
 	const struct farm_image *img = fb->image->img;
 	if (runner_select(&fb->runner, b, img->format, &e)) {
 		farm_diags_add(d, file, fl, fc, NULL, "%s", e.msg);

@@ -35,8 +35,9 @@ static const char *const serial_keys[] = { "path", "usb_serial", "location", "ba
 static const char *const emulator_keys[] = { "kind", "machine", "firmware", "blank", NULL };
 static const char *const repl_keys[] = { "chunk", "delay_ms", "window", "timeout", "boot_timeout",
 					  "retries", "upload", NULL };
-static const char *const target_keys[] = { "boards", "match", "file", "fetch", "build", "format",
-					   "base", "identity", NULL };
+static const char *const target_keys[] = { "boards", "match", "file", "files", "fetch", "build",
+					   "format", "base", "identity", NULL };
+static const char *const part_keys[] = { "path", "offset", NULL };
 static const char *const image_formats[] = { "ihex", "uf2", "dfuse", "elf", "bin", NULL };
 static const char *const match_keys[] = { "port", "board", "variant", NULL };
 static const char *const fetch_keys[] = { "url", "sha256", "sha256_waived", "timeout", "retries",
@@ -954,6 +955,71 @@ static const char **board_ids(struct vctx *c, const struct farm_inventory *inv, 
 	return ids;
 }
 
+/* An address (0x08000000, at most 0xffffffff) under map[key]; 0 when read. */
+static int get_addr(struct vctx *c, const struct farm_ynode *map, const char *key,
+		    const char *where, unsigned long *out)
+{
+	char *as = NULL, qv[QUOTE_MAX];
+	int rc = -1;
+	if (opt_str(c, map, key, where, NAME_MAX_LEN, &as) == 0 && as) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long v = strtoull(as, &end, 0);
+		if (errno || end == as || *end || v > 0xffffffffull || as[0] == '-') {
+			problem(c, farm_ymap_get(map, key),
+				"write the address as 0x08000000 (at most 0xffffffff)",
+				"%s.%s must be an address, got %s", where, key, quote(as, qv, sizeof qv));
+		} else {
+			*out = (unsigned long)v;
+			rc = 0;
+		}
+	}
+	free(as);
+	return rc;
+}
+
+/* files: [{path: bootloader.bin, offset: 0x1000}, ...]: raw binaries, one
+ * image. */
+static void load_parts(struct vctx *c, const struct farm_ynode *n, const struct farm_ynode *s,
+		       const char *where, struct farm_fw_target *t)
+{
+	char wi[WHAT_MAX];
+	if (present(n, "format") || present(n, "base"))
+		problem(c, present(n, "format") ? present(n, "format") : present(n, "base"),
+			"files: are raw binaries placed by their offset:; drop format:/base:",
+			"%s: format: and base: do not apply to files:", where);
+	if (farm_ycheck_kind(c->doc, s, FARM_YSEQ, where, c->d))
+		return;
+	if (!s->n || s->n > FARM_INVENTORY_MAX_PARTS) {
+		problem(c, s, "list 1 to 16 {path: FILE, offset: 0x...} entries",
+			"%s has %zu entries", where, s->n);
+		return;
+	}
+	if (!(t->parts = calloc(s->n, sizeof *t->parts))) {
+		c->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const struct farm_ynode *item = s->items[i];
+		snprintf(wi, sizeof wi, "%s[%zu]", where, i);
+		if (farm_ycheck_kind(c->doc, item, FARM_YMAP, wi, c->d))
+			continue;
+		farm_ycheck_keys(c->doc, item, part_keys, wi, c->d);
+		struct farm_fw_part *p = &t->parts[t->n_parts];
+		if (req_str(c, item, "path", wi, TEXT_MAX, &p->path) || !p->path)
+			continue;
+		if (farm_yrequire(c->doc, item, "offset", wi, c->d) ||
+		    get_addr(c, item, "offset", wi, &p->offset)) {
+			free(p->path);
+			p->path = NULL;
+			continue;
+		}
+		p->line = item->line;
+		p->col = item->col;
+		t->n_parts++;
+	}
+}
+
 static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 			struct farm_fw_target *t, const char **ids, size_t n_ids)
 {
@@ -976,7 +1042,7 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		{ "artifact", OPT_STR, 0, 0, 0 },
 		{ NULL, OPT_STR, 0, 0, 0 },
 	};
-	static const char *const sources[] = { "file", "fetch", "build", NULL };
+	static const char *const sources[] = { "file", "fetch", "build", "files", NULL };
 	char where[WHAT_MAX], w[WHAT_MAX], qv[QUOTE_MAX];
 	snprintf(where, sizeof where, "firmware[%zu]", idx);
 	t->line = n->line;
@@ -1033,30 +1099,14 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		free(t->format);
 		t->format = NULL;
 	}
-	const struct farm_ynode *basen = present(n, "base");
-	if (basen) {
-		char *bs = NULL;
-		if (opt_str(c, n, "base", where, NAME_MAX_LEN, &bs) == 0 && bs) {
-			char *end = NULL;
-			errno = 0;
-			unsigned long long v = strtoull(bs, &end, 0);
-			if (errno || end == bs || *end || v > 0xffffffffull || bs[0] == '-')
-				problem(c, basen, "write the address as 0x08000000 (at most 0xffffffff)",
-					"%s.base must be an address, got %s", where,
-					quote(bs, qv, sizeof qv));
-			else {
-				t->base = (unsigned long)v;
-				t->has_base = 1;
-			}
-		}
-		free(bs);
-	}
+	if (present(n, "base") && get_addr(c, n, "base", where, &t->base) == 0)
+		t->has_base = 1;
 	opt_str(c, n, "identity", where, 120, &t->identity);
 
 	/* Where the image comes from: exactly one of file:, fetch:, build:. */
-	const struct farm_ynode *src[3];
-	size_t n_src = 0, first = 3;
-	for (size_t i = 0; i < 3; i++) {
+	const struct farm_ynode *src[4];
+	size_t n_src = 0, first = 4;
+	for (size_t i = 0; i < 4; i++) {
 		src[i] = present(n, sources[i]);
 		if (!src[i])
 			continue;
@@ -1064,16 +1114,21 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 			first = i;
 			continue;
 		}
-		problem(c, src[i], "give exactly one of file:, fetch: or build:",
+		problem(c, src[i], "give exactly one of file:, files:, fetch: or build:",
 			"%s has both %s: and %s:", where, sources[first], sources[i]);
 	}
 	if (n_src == 0) {
 		problem(c, n, "add file: PATH, fetch: {url: ..., sha256: ...} or build: {repo: ..., ref: ...}",
-			"%s needs one of file:, fetch: or build:", where);
+			"%s needs one of file:, files:, fetch: or build:", where);
 		return;
 	}
 	const struct farm_ynode *s = src[first];
 	join(w, sizeof w, where, sources[first]);
+	if (first == 3) {
+		t->source = FARM_FW_FILE;
+		load_parts(c, n, s, w, t);
+		return;
+	}
 	if (first == 0) {
 		t->source = FARM_FW_FILE;
 		char *path = NULL;
@@ -1310,6 +1365,9 @@ void farm_inventory_free(struct farm_inventory *inv)
 		free(t->format);
 		free(t->identity);
 		kv_free(t->opts, t->n_opts);
+		for (size_t j = 0; j < t->n_parts; j++)
+			free(t->parts[j].path);
+		free(t->parts);
 	}
 	free(inv->targets);
 	free(inv->path);

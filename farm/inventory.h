@@ -96,6 +96,15 @@ struct farm_probe {
 
 enum farm_fw_source { FARM_FW_FILE, FARM_FW_FETCH, FARM_FW_BUILD };
 
+#define FARM_INVENTORY_MAX_PARTS 16     /* entries in a firmware entry's files: */
+
+/* One raw binary of a files: list, placed at a flash offset. */
+struct farm_fw_part {
+	char *path;
+	unsigned long offset;
+	unsigned line, col;
+};
+
 /* One firmware: entry. Shape validated now, used by later issues.
  * opts by source (values are the validated scalar text; booleans are "true"
  * or "false", integers in decimal, sha256 in lower case):
@@ -113,6 +122,10 @@ struct farm_fw_target {
 	char *identity;        /* expected os.uname().version text; NULL = read from the image */
 	struct farm_kv *opts;  /* file: path | fetch: url, sha256, ... | build: repo, ref, ... */
 	size_t n_opts;
+	/* files: [{path, offset}, ...] (source FARM_FW_FILE, no opts): raw
+	 * binaries loaded into one image, each at its offset (ESP flash sets). */
+	struct farm_fw_part *parts;
+	size_t n_parts;
 	unsigned line, col;
 };
 
