@@ -43,6 +43,7 @@ static const struct entry_ops *const methods_all[] = {
 	&entry_esp_reset_ops,
 	&entry_probe_ops,
 	&entry_manual_ops,
+	&entry_openmv_ops,
 	&entry_none_ops,
 	NULL,
 };

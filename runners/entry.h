@@ -106,5 +106,6 @@ extern const struct entry_ops entry_esp_reset_ops;  /* runners/entry_esp.c */
 extern const struct entry_ops entry_probe_ops;      /* runners/entry_probe.c */
 extern const struct entry_ops entry_manual_ops;     /* runners/entry_manual.c */
 extern const struct entry_ops entry_none_ops;       /* runners/entry.c */
+extern const struct entry_ops entry_openmv_ops;     /* runners/entry_openmv.c */
 
 #endif

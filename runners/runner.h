@@ -141,6 +141,7 @@ const char *runner_opt(const struct farm_board *b, const char *key);
 
 /* The runners. */
 extern const struct runner_ops runner_gdb_ops;
+extern const struct runner_ops runner_openmv_ops;
 extern const struct runner_ops runner_esptool_ops;
 
 #endif

@@ -698,9 +698,19 @@ static void do_unplug(struct harness *h, struct dev *d)
 		g_object_unref(ioh);
 	}
 	if (devnode[0]) {
-		umockdev_testbed_remove_device(h->tb, sys_tty);
-		char node[512];
+		char node[512], pts[256], map[768];
 		snprintf(node, sizeof node, "%s%s", h->root, devnode);
+		/* umockdev keeps dev/.ptymap/_dev_pts_N: a later device on the
+		 * same (reused) pty number would trip its assertion. */
+		ssize_t k = readlink(node, pts, sizeof pts - 1);
+		umockdev_testbed_remove_device(h->tb, sys_tty);
+		if (k > 0) {
+			pts[k] = 0;
+			for (char *c = pts; *c; c++)
+				*c = *c == '/' ? '_' : *c;
+			snprintf(map, sizeof map, "%s/dev/.ptymap/%s", h->root, pts);
+			unlink(map);
+		}
 		unlink(node);
 	}
 	umockdev_testbed_remove_device(h->tb, sys_usb);
