@@ -647,7 +647,7 @@ static void flash_and_check(const char *args, int compress, struct region *r, si
 	if (baud) {
 		CU_ASSERT_EQUAL(runner_esp_rom_change_baud(rom, baud, &e), 0);
 		char want[32];
-		snprintf(want, sizeof want, "baud %u", baud);
+		snprintf(want, sizeof want, "change_baudrate %u", baud);
 		CU_ASSERT(log_has(l, want));
 	}
 	for (size_t i = 0; i < n; i++) {

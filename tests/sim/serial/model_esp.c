@@ -626,7 +626,7 @@ static void command(struct esp *m, const uint8_t *f, size_t n)
 		uint32_t nb = rd32(d);
 		reply(m, op, 0, NULL, 0, 0, 0); /* at the old rate ... */
 		m->baud = nb;                    /* ... then the UART switches */
-		m->env->log(m->env, "baud %u", (unsigned)nb);
+		m->env->log(m->env, "change_baudrate %u", (unsigned)nb);
 		return;
 	}
 	case 0x02:
