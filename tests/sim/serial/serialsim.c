@@ -592,6 +592,11 @@ static int do_plug(struct harness *h, struct dev *d, const struct ssim_usb_id *i
 			 tty, tty, devnum);
 	if (add_string(h, desc) < 0)
 		return -1;
+	/* The tty's "device" link, as the kernel makes it (the interface, or the
+	 * usb-serial port device): libserialport climbs from it to the USB
+	 * device's busnum, idVendor, serial... */
+	if (id->has_tty)
+		umockdev_testbed_set_attribute_link(h->tb, sys_tty, "device", "../..");
 
 	int master = -1, keep = -1, wd = -1;
 	UMockdevIoctlBase *ioh = NULL;
