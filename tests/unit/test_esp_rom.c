@@ -16,37 +16,9 @@
 #include "buf.h"
 #include "esp_reset.h"
 #include "esp_rom.h"
-#include "ssim.h"
+#include "esp_loop.h"
 
 extern const struct ssim_model_ops ssim_model_esp;
-
-/* ssim.h's argument helpers (models.c in the harness). */
-int ssim_arg(const char *args, const char *key, char *out, size_t len)
-{
-	size_t kl = strlen(key);
-	for (const char *p = args; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		if (n > kl && p[kl] == '=' && !strncmp(p, key, kl)) {
-			if (n - kl - 1 >= len)
-				return -1;
-			memcpy(out, p + kl + 1, n - kl - 1);
-			out[n - kl - 1] = 0;
-			return 0;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return -1;
-}
-
-long ssim_arg_long(const char *args, const char *key, long def)
-{
-	char v[32], *end;
-	if (ssim_arg(args, key, v, sizeof v) < 0)
-		return def;
-	long x = strtol(v, &end, 0);
-	return *end ? def : x;
-}
 
 /* ---- a scripted transport: records writes, replays canned input ---- */
 struct script {
@@ -337,264 +309,21 @@ static void test_reset_schedule(void)
 	CU_ASSERT_STRING_EQUAL(runner_esp_reset_name(RUNNER_ESP_RESET_CLASSIC), "classic");
 }
 
-/* ---- the loopback: mpfarm's client against the device model ---- */
-struct chunk {
-	size_t end;          /* offset in out just past this chunk */
-	double t0, per_us;   /* arrival of its first byte, then per byte */
-	size_t first;
-};
-
-struct loop {
-	struct farm_transport base;
-	struct ssim_env env;
-	void *m;
-	uint8_t *out;
-	size_t out_len, out_cap, out_pos;
-	struct chunk chunks[4096];
-	size_t n_chunks;
-	double last_us;
-	int pace;              /* deliver at the line rate (bench-like) */
-	unsigned baud;
-	int dtr, rts;
-	int lines_broken;      /* 1: DTR never reaches the board (no GPIO0 strap) */
-	long long timer_at;
-	struct farm_buf log;
-	char bridged[256];
-};
-
-static double now_us(void)
+static struct esp_loop *loop_new(const char *args)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static long long env_now(void) { return (long long)(now_us() / 1000.0); }
-
-static struct loop *loop_of(struct ssim_env *env) { return env->h; }
-
-static void env_tx(struct ssim_env *env, const void *buf, size_t len, unsigned baud)
-{
-	struct loop *l = loop_of(env);
-	if (l->out_len + len > l->out_cap) {
-		size_t cap = (l->out_cap ? l->out_cap * 2 : 65536) + len;
-		uint8_t *p = realloc(l->out, cap);
-		if (!p)
-			return;
-		l->out = p;
-		l->out_cap = cap;
-	}
-	memcpy(l->out + l->out_len, buf, len);
-	double per = (l->pace && baud) ? 10e6 / baud : 0;
-	double t0 = now_us();
-	if (l->last_us > t0)
-		t0 = l->last_us;
-	if (l->n_chunks < sizeof l->chunks / sizeof l->chunks[0]) {
-		l->chunks[l->n_chunks++] = (struct chunk){ l->out_len + len, t0 + per, per, l->out_len };
-	} else { /* merge into the last one */
-		l->chunks[l->n_chunks - 1].end = l->out_len + len;
-	}
-	l->last_us = t0 + per * (double)len;
-	l->out_len += len;
-}
-
-static void env_tx_flush(struct ssim_env *env)
-{
-	struct loop *l = loop_of(env);
-	l->out_len = l->out_pos = 0;
-	l->n_chunks = 0;
-	l->last_us = 0;
-}
-
-static void env_log(struct ssim_env *env, const char *fmt, ...)
-{
-	struct loop *l = loop_of(env);
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	farm_buf_printf(&l->log, "%s\n", line);
-}
-
-static void env_set_timer(struct ssim_env *env, long long at) { loop_of(env)->timer_at = at; }
-static void env_unplug(struct ssim_env *env) { (void)env; }
-static void env_plug(struct ssim_env *env, const struct ssim_usb_id *id)
-{
-	(void)env;
-	(void)id;
-}
-static int env_bridge(struct ssim_env *env, const char *path, unsigned baud)
-{
-	(void)baud;
-	snprintf(loop_of(env)->bridged, sizeof loop_of(env)->bridged, "%s", path ? path : "");
-	return 0;
-}
-static unsigned env_client_baud(struct ssim_env *env) { return loop_of(env)->baud; }
-static int env_client_open(struct ssim_env *env)
-{
-	(void)env;
-	return 1;
-}
-
-static void run_timers(struct loop *l)
-{
-	while (l->timer_at && env_now() >= l->timer_at) {
-		l->timer_at = 0;
-		ssim_model_esp.timer(l->m);
-	}
-}
-
-/* Bytes of out that have arrived by now. */
-static size_t arrived(struct loop *l)
-{
-	double t = now_us();
-	size_t n = l->out_pos;
-	for (size_t i = 0; i < l->n_chunks; i++) {
-		const struct chunk *c = &l->chunks[i];
-		if (c->end <= n)
-			continue;
-		if (c->per_us == 0 || t >= c->t0 + c->per_us * (double)(c->end - c->first - 1)) {
-			n = c->end;
-			continue;
-		}
-		if (t >= c->t0) {
-			size_t k = c->first + (size_t)((t - c->t0) / c->per_us) + 1;
-			n = k > n ? k : n;
-		}
-		break;
-	}
-	return n;
-}
-
-static int lp_read(struct farm_transport *t, void *buf, size_t len, size_t *got, int timeout_ms,
-		   struct farm_err *e)
-{
-	struct loop *l = (struct loop *)t;
-	(void)e;
-	*got = 0;
-	double deadline = now_us() + timeout_ms * 1000.0;
-	for (;;) {
-		run_timers(l);
-		size_t avail = arrived(l) - l->out_pos;
-		if (avail) {
-			size_t n = avail < len ? avail : len;
-			memcpy(buf, l->out + l->out_pos, n);
-			l->out_pos += n;
-			*got = n;
-			if (l->out_pos == l->out_len)
-				env_tx_flush(&l->env);
-			return 0;
-		}
-		if (now_us() >= deadline)
-			return 0;
-		usleep(200);
-	}
-}
-
-static int lp_write(struct farm_transport *t, const void *buf, size_t len, int timeout_ms,
-		    struct farm_err *e)
-{
-	struct loop *l = (struct loop *)t;
-	(void)timeout_ms;
-	(void)e;
-	run_timers(l);
-	if (l->pace && l->baud)
-		usleep((useconds_t)(len * 10e6 / l->baud));
-	ssim_model_esp.rx(l->m, buf, len, l->baud);
-	return 0;
-}
-
-static int lp_set_baud(struct farm_transport *t, int baud, struct farm_err *e)
-{
-	struct loop *l = (struct loop *)t;
-	(void)e;
-	run_timers(l);
-	l->baud = (unsigned)baud;
-	ssim_model_esp.baud(l->m, (unsigned)baud);
-	return 0;
-}
-
-static int lp_set_lines(struct farm_transport *t, int dtr, int rts, struct farm_err *e)
-{
-	struct loop *l = (struct loop *)t;
-	(void)e;
-	run_timers(l);
-	if (dtr >= 0 && !l->lines_broken)
-		l->dtr = dtr;
-	if (rts >= 0)
-		l->rts = rts;
-	ssim_model_esp.lines(l->m, l->dtr, l->rts);
-	return 0;
-}
-
-static int lp_flush(struct farm_transport *t, struct farm_err *e)
-{
-	struct loop *l = (struct loop *)t;
-	(void)e;
-	run_timers(l);
-	l->out_pos = arrived(l);
-	if (l->out_pos == l->out_len)
-		env_tx_flush(&l->env);
-	return 0;
-}
-
-static const struct farm_transport_ops loop_ops = {
-	.name = "loop", .read = lp_read, .write = lp_write, .set_baud = lp_set_baud,
-	.set_lines = lp_set_lines, .flush_input = lp_flush,
-};
-
-static struct loop *loop_new(const char *args, int pace)
-{
-	struct loop *l = calloc(1, sizeof *l);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-	l->base.ops = &loop_ops;
-	l->pace = pace;
-	l->baud = 115200;
-	l->env = (struct ssim_env){ .h = l, .tx = env_tx, .tx_flush = env_tx_flush, .log = env_log,
-				    .unplug = env_unplug, .plug = env_plug,
-				    .set_timer = env_set_timer, .now_ms = env_now,
-				    .bridge = env_bridge, .client_baud = env_client_baud,
-				    .client_open = env_client_open };
-	struct ssim_usb_id id;
 	char err[256] = "";
-	l->m = ssim_model_esp.create(args, &l->env, &id, err, sizeof err);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(l->m);
-	/* the port opens: the kernel raises DTR and RTS */
-	ssim_model_esp.open(l->m);
-	l->dtr = l->rts = 1;
-	ssim_model_esp.lines(l->m, 1, 1);
+	struct esp_loop *l = esp_loop_new(args, 0, err, sizeof err);
+	if (!l)
+		fprintf(stderr, "model: %s\n", err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
 	return l;
 }
 
-static void loop_free(struct loop *l)
+static uint8_t *loop_flash(struct esp_loop *l, size_t *len)
 {
-	ssim_model_esp.destroy(l->m);
-	free(l->out);
-	farm_buf_free(&l->log);
-	free(l);
-}
-
-/* The model's flash, dumped as the harness does at exit. */
-static uint8_t *loop_flash(struct loop *l, size_t *len)
-{
-	char dir[] = "/tmp/esp_rom_testXXXXXX";
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	ssim_model_esp.dump(l->m, dir, "ttyUSB0");
-	char path[128];
-	snprintf(path, sizeof path, "%s/ttyUSB0.flash", dir);
-	struct farm_buf b = { 0 };
-	struct farm_err e = { 0 };
-	CU_ASSERT_EQUAL_FATAL(farm_buf_read_file(&b, path, 64u << 20, &e), 0);
-	unlink(path);
-	rmdir(dir);
-	*len = b.len;
-	return (uint8_t *)farm_buf_steal(&b);
-}
-
-static int log_has(struct loop *l, const char *s)
-{
-	return l->log.data && strstr(l->log.data, s) != NULL;
+	uint8_t *f = esp_loop_flash(l, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	return f;
 }
 
 /* Deterministic test data that compresses somewhat, like firmware. */
@@ -610,7 +339,7 @@ static uint8_t *blob(size_t n, unsigned seed)
 	return p;
 }
 
-static struct runner_esp_rom *esp_connect(struct loop *l, int usb_jtag, int expect_rc)
+static struct runner_esp_rom *esp_connect(struct esp_loop *l, int usb_jtag, int expect_rc)
 {
 	static struct runner_esp_rom rom; /* large: keep it off the stack */
 	struct farm_err e = { 0 };
@@ -637,18 +366,18 @@ struct region {
 static void flash_and_check(const char *args, int compress, struct region *r, size_t n,
 			    const char *chip, unsigned baud, const char *expect_log)
 {
-	struct loop *l = loop_new(args, 0);
+	struct esp_loop *l = loop_new(args);
 	struct runner_esp_rom *rom = esp_connect(l, 0, 0);
 	struct farm_err e = { 0 };
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rom->chip);
 	CU_ASSERT_STRING_EQUAL(rom->chip->name, chip);
-	CU_ASSERT(log_has(l, "boot: download mode"));
+	CU_ASSERT(esp_loop_log_has(l, "boot: download mode"));
 	CU_ASSERT_EQUAL(runner_esp_rom_attach(rom, 4u << 20, &e), 0);
 	if (baud) {
 		CU_ASSERT_EQUAL(runner_esp_rom_change_baud(rom, baud, &e), 0);
 		char want[32];
 		snprintf(want, sizeof want, "change_baudrate %u", baud);
-		CU_ASSERT(log_has(l, want));
+		CU_ASSERT(esp_loop_log_has(l, want));
 	}
 	for (size_t i = 0; i < n; i++) {
 		int rc = runner_esp_rom_write(rom, r[i].addr, r[i].data, r[i].len, compress, NULL,
@@ -660,10 +389,10 @@ static void flash_and_check(const char *args, int compress, struct region *r, si
 		CU_ASSERT_EQUAL(vrc, rom->chip->rom_md5 ? 0 : FARM_EUNSUPPORTED);
 	}
 	if (expect_log) {
-		CU_ASSERT(log_has(l, expect_log));
+		CU_ASSERT(esp_loop_log_has(l, expect_log));
 		CU_ASSERT(rom->block_retries >= 1);
 	}
-	CU_ASSERT_EQUAL(log_has(l, "defl_begin"), compress && rom->chip->rom_deflate);
+	CU_ASSERT_EQUAL(esp_loop_log_has(l, "defl_begin"), compress && rom->chip->rom_deflate);
 	size_t flen;
 	uint8_t *flash = loop_flash(l, &flen);
 	CU_ASSERT_EQUAL(flen, 4u << 20);
@@ -678,11 +407,11 @@ static void flash_and_check(const char *args, int compress, struct region *r, si
 	l->bridged[0] = 0;
 	CU_ASSERT_EQUAL(runner_esp_reset(&l->base, RUNNER_ESP_RESET_HARD, 0, &e), 0);
 	usleep(20000);
-	run_timers(l);
-	CU_ASSERT_EQUAL(log_has(l, "boot: application"), valid);
-	CU_ASSERT_EQUAL(log_has(l, "boot: invalid header"), !valid);
+	esp_loop_run_timers(l);
+	CU_ASSERT_EQUAL(esp_loop_log_has(l, "boot: application"), valid);
+	CU_ASSERT_EQUAL(esp_loop_log_has(l, "boot: invalid header"), !valid);
 	CU_ASSERT_STRING_EQUAL(l->bridged, valid && strstr(args, "app=") ? "/tmp/app.sock" : "");
-	loop_free(l);
+	esp_loop_free(l);
 }
 
 static struct region *regions3(void)
@@ -735,7 +464,7 @@ static void test_model_esp8266(void)
 
 static void test_model_s3_usb_jtag(void)
 {
-	struct loop *l = loop_new("chip=esp32s3,usb=jtag", 0);
+	struct esp_loop *l = loop_new("chip=esp32s3,usb=jtag");
 	struct runner_esp_rom *rom = esp_connect(l, 1, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rom->chip);
 	CU_ASSERT_STRING_EQUAL(rom->chip->name, "esp32s3"); /* by GET_SECURITY_INFO */
@@ -745,7 +474,7 @@ static void test_model_s3_usb_jtag(void)
 	CU_ASSERT_EQUAL(runner_esp_rom_write(rom, 0x0, d, 0x2000, 1, NULL, NULL, &e), 0);
 	CU_ASSERT_EQUAL(runner_esp_rom_verify(rom, 0x0, d, 0x2000, &e), 0);
 	free(d);
-	loop_free(l);
+	esp_loop_free(l);
 }
 
 static void test_model_dropped_reply(void)
@@ -771,7 +500,7 @@ static void test_model_slow_erase(void)
 	struct region r = { 0x10000, 0x3000, blob(0x3000, 10) };
 	/* the erase timeout of 12 KiB is 491 ms (40 s/MB): 900 ms of erase is a
 	 * clear error naming the region and the step */
-	struct loop *l = loop_new("chip=esp32,slow_erase=900", 0);
+	struct esp_loop *l = loop_new("chip=esp32,slow_erase=900");
 	struct runner_esp_rom *rom = esp_connect(l, 0, 0);
 	struct farm_err e = { 0 };
 	CU_ASSERT_EQUAL(runner_esp_rom_attach(rom, 4u << 20, &e), 0);
@@ -779,69 +508,69 @@ static void test_model_slow_erase(void)
 			FARM_ETIMEDOUT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "region at 0x10000"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "FLASH_BEGIN: no reply within 491 ms"));
-	loop_free(l);
+	esp_loop_free(l);
 	/* a slow erase within the timeout is waited for */
-	l = loop_new("chip=esp32,slow_erase=250", 0);
+	l = loop_new("chip=esp32,slow_erase=250");
 	rom = esp_connect(l, 0, 0);
 	CU_ASSERT_EQUAL(runner_esp_rom_attach(rom, 4u << 20, &e), 0);
 	CU_ASSERT_EQUAL(runner_esp_rom_write(rom, r.addr, r.data, r.len, 0, NULL, NULL, &e), 0);
 	CU_ASSERT_EQUAL(runner_esp_rom_verify(rom, r.addr, r.data, r.len, &e), 0);
-	loop_free(l);
+	esp_loop_free(l);
 	free(r.data);
 }
 
 static void test_model_wrong_baud_is_garbage(void)
 {
-	struct loop *l = loop_new("chip=esp32", 0);
+	struct esp_loop *l = loop_new("chip=esp32");
 	struct runner_esp_rom *rom = esp_connect(l, 0, 0);
 	struct farm_err e = { 0 };
 	/* the host switches without telling the chip: its bytes are garbage */
 	CU_ASSERT_EQUAL(farm_transport_set_baud(&l->base, 921600, &e), 0);
 	CU_ASSERT_EQUAL(runner_esp_rom_attach(rom, 4u << 20, &e), FARM_ETIMEDOUT);
-	CU_ASSERT(log_has(l, "at 921600 baud, UART at 115200: garbage"));
-	loop_free(l);
+	CU_ASSERT(esp_loop_log_has(l, "at 921600 baud, UART at 115200: garbage"));
+	esp_loop_free(l);
 }
 
 static void test_model_no_strap(void)
 {
 	/* DTR never reaches the board: it resets into its (blank) flash */
-	struct loop *l = loop_new("chip=esp32", 0);
+	struct esp_loop *l = loop_new("chip=esp32");
 	l->lines_broken = 1;
 	l->dtr = 0;
 	struct runner_esp_rom *rom = esp_connect(l, 0, FARM_ETIMEDOUT);
 	(void)rom;
-	CU_ASSERT(log_has(l, "boot: invalid header"));
-	CU_ASSERT(!log_has(l, "boot: download mode"));
-	loop_free(l);
+	CU_ASSERT(esp_loop_log_has(l, "boot: invalid header"));
+	CU_ASSERT(!esp_loop_log_has(l, "boot: download mode"));
+	esp_loop_free(l);
 }
 
 static void test_model_vectors(void)
 {
 	/* The model answers the documented SYNC and READ_REG vectors. */
-	struct loop *l = loop_new("chip=esp32", 0);
+	struct esp_loop *l = loop_new("chip=esp32");
 	struct farm_err e = { 0 };
 	CU_ASSERT_EQUAL(runner_esp_reset(&l->base, RUNNER_ESP_RESET_UNIX_TIGHT, 50, &e), 0);
 	usleep(10000);
-	run_timers(l);
-	env_tx_flush(&l->env); /* the boot log */
+	esp_loop_run_timers(l);
+	esp_loop_discard(l); /* the boot log */
 	ssim_model_esp.rx(l->m, SYNC_REQ, sizeof SYNC_REQ, 115200);
 	CU_ASSERT_EQUAL(l->out_len, 8 * sizeof SYNC_ESP32);
 	for (int i = 0; i < 8 && l->out_len == 8 * sizeof SYNC_ESP32; i++)
 		CU_ASSERT(!memcmp(l->out + i * sizeof SYNC_ESP32, SYNC_ESP32, sizeof SYNC_ESP32));
-	env_tx_flush(&l->env);
+	esp_loop_discard(l);
 	ssim_model_esp.rx(l->m, READ_REG_REQ, sizeof READ_REG_REQ, 115200);
 	CU_ASSERT_EQUAL(l->out_len, sizeof READ_REG_ESP32);
 	CU_ASSERT(l->out && !memcmp(l->out, READ_REG_ESP32, sizeof READ_REG_ESP32));
-	loop_free(l);
-	l = loop_new("chip=esp8266", 0);
+	esp_loop_free(l);
+	l = loop_new("chip=esp8266");
 	CU_ASSERT_EQUAL(runner_esp_reset(&l->base, RUNNER_ESP_RESET_CLASSIC, 50, &e), 0);
 	usleep(10000);
-	run_timers(l);
-	env_tx_flush(&l->env);
+	esp_loop_run_timers(l);
+	esp_loop_discard(l);
 	ssim_model_esp.rx(l->m, SYNC_REQ, sizeof SYNC_REQ, 115200);
 	CU_ASSERT_EQUAL(l->out_len, 8 * sizeof SYNC_ESP8266);
 	CU_ASSERT(l->out && !memcmp(l->out, SYNC_ESP8266, sizeof SYNC_ESP8266));
-	loop_free(l);
+	esp_loop_free(l);
 }
 
 int cu_register(void)
