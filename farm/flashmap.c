@@ -153,9 +153,7 @@ const struct farm_flashmap *const *farm_flashmap_all(void)
 	return all_maps;
 }
 
-/* Family names compare case-insensitively, ignoring '-' and '_'
- * ("ESP32-S3" is "esp32s3"). */
-static int same_family(const char *a, const char *b)
+int farm_flashmap_name_eq(const char *a, const char *b)
 {
 	for (;;) {
 		while (*a == '-' || *a == '_')
@@ -176,7 +174,7 @@ const struct farm_flashmap *farm_flashmap_find(const char *family)
 	if (!family)
 		return NULL;
 	for (size_t i = 0; i < N_ELEMS(maps); i++)
-		if (same_family(maps[i].family, family))
+		if (farm_flashmap_name_eq(maps[i].family, family))
 			return &maps[i];
 	return NULL;
 }

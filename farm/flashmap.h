@@ -38,6 +38,9 @@ struct farm_flashmap {
 
 /* The family, or NULL. Names are matched case-insensitively. */
 const struct farm_flashmap *farm_flashmap_find(const char *family);
+/* Whether two family names are the same, ignoring case, '-' and '_'
+ * ("ESP32-S3" is "esp32s3"). */
+int farm_flashmap_name_eq(const char *a, const char *b);
 /* The whole table (for listings and tests), NULL-terminated. */
 const struct farm_flashmap *const *farm_flashmap_all(void);
 

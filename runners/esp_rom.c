@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "esp_reset.h"
+#include "flashmap.h"
 
 /* Chip families. ROM facts from esptool's target classes (CHIP_DETECT_MAGIC_VALUE,
  * IMAGE_CHIP_ID, STATUS_BYTES_LENGTH, SUPPORTS_ENCRYPTED_FLASH, BOOTLOADER_FLASH_OFFSET). */
@@ -61,22 +62,6 @@ static const char *op_name(uint8_t op)
 	}
 }
 
-static int name_eq(const char *a, const char *b)
-{
-	for (;;) {
-		while (*a == '-' || *a == '_')
-			a++;
-		while (*b == '-' || *b == '_')
-			b++;
-		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
-			return 0;
-		if (!*a)
-			return 1;
-		a++;
-		b++;
-	}
-}
-
 const struct runner_esp_chip *runner_esp_chips(void)
 {
 	return chips;
@@ -85,7 +70,7 @@ const struct runner_esp_chip *runner_esp_chips(void)
 const struct runner_esp_chip *runner_esp_chip_find(const char *name)
 {
 	for (size_t i = 0; name && chips[i].name; i++)
-		if (name_eq(chips[i].name, name))
+		if (farm_flashmap_name_eq(chips[i].name, name))
 			return &chips[i];
 	return NULL;
 }

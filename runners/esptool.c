@@ -90,6 +90,18 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 	return 0;
 }
 
+/* An option with two values: *out = 1 for `on` (the default), 0 for `off`. */
+static int two_way(int *out, const struct farm_board *b, const char *key, const char *on,
+		   const char *off, struct farm_err *e)
+{
+	const char *o = runner_opt(b, key);
+	*out = !o || !strcmp(o, on);
+	if (o && !*out && strcmp(o, off))
+		return farm_err_set(e, FARM_EINVAL, "board %s: flash.%s must be %s or %s, got "
+				    "\"%.40s\"", b->id, key, on, off, o);
+	return 0;
+}
+
 static int esp_configure(void *priv, const struct runner_ctx *ctx, struct farm_err *e)
 {
 	struct esp_priv *p = priv;
@@ -105,13 +117,8 @@ static int esp_configure(void *priv, const struct runner_ctx *ctx, struct farm_e
 					    "from 9600 to 4000000, got \"%.40s\"", b->id, o);
 		p->baud = (unsigned)v;
 	}
-	o = runner_opt(b, "compress");
-	p->compress = 1;
-	if (o && strcmp(o, "true") && strcmp(o, "false"))
-		return farm_err_set(e, FARM_EINVAL, "board %s: flash.compress must be true or false, "
-				    "got \"%.40s\"", b->id, o);
-	if (o && !strcmp(o, "false"))
-		p->compress = 0;
+	if (two_way(&p->compress, b, "compress", "true", "false", e) < 0)
+		return FARM_EINVAL;
 	o = runner_opt(b, "entry");
 	snprintf(p->entry, sizeof p->entry, "%s", o ? o : "esp-reset");
 	if (o && strlen(o) >= sizeof p->entry)
@@ -143,13 +150,8 @@ static int esp_configure(void *priv, const struct runner_ctx *ctx, struct farm_e
 					    "\"%.40s\"", b->id, o);
 		p->flash_size = (uint32_t)v;
 	}
-	o = runner_opt(b, "after");
-	p->hard_reset = 1;
-	if (o && strcmp(o, "hard-reset") && strcmp(o, "no-reset"))
-		return farm_err_set(e, FARM_EINVAL, "board %s: flash.after must be hard-reset or "
-				    "no-reset, got \"%.40s\"", b->id, o);
-	if (o && !strcmp(o, "no-reset"))
-		p->hard_reset = 0;
+	if (two_way(&p->hard_reset, b, "after", "hard-reset", "no-reset", e) < 0)
+		return FARM_EINVAL;
 	p->usb_jtag = ctx->usb && ctx->usb->vid == 0x303a && ctx->usb->pid == 0x1001;
 	return 0;
 }
