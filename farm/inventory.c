@@ -1118,8 +1118,10 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 			"%s has both %s: and %s:", where, sources[first], sources[i]);
 	}
 	if (n_src == 0) {
-		problem(c, n, "add file: PATH, fetch: {url: ..., sha256: ...} or build: {repo: ..., ref: ...}",
-			"%s needs one of file:, files:, fetch: or build:", where);
+		problem(c, n,
+			"add file: PATH, files: [{path: ..., offset: ...}], fetch: {url: ..., "
+			"sha256: ...} or build: {repo: ..., ref: ...}",
+			"%s needs one of file:, fetch: or build:", where);
 		return;
 	}
 	const struct farm_ynode *s = src[first];
