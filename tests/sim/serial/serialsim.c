@@ -81,7 +81,7 @@ struct dev {
 	int dtr, rts, brk;
 	struct ktermios2 tios;
 	/* pacing */
-	long long rx_t, tx_t;
+	double rx_t, tx_t;          /* last credit update (s, monotonic); 0 = idle */
 	double rx_credit, tx_credit;
 	uint8_t *q;
 	size_t qlen, qcap;
@@ -749,10 +749,11 @@ static void pump_rx(struct dev *d, double t)
 	if (d->rx_t == 0)
 		d->rx_credit = 64;
 	else
-		d->rx_credit += (t - (double)d->rx_t / 1000.0) * rate;
-	if (d->rx_credit > 4096)
-		d->rx_credit = 4096;
-	d->rx_t = (long long)(t * 1000.0);
+		d->rx_credit += (t - d->rx_t) * rate;
+	/* No bursts after a pause: at most 5 ms of line time (a UART FIFO). */
+	if (d->rx_credit > rate * 0.005 + 16)
+		d->rx_credit = rate * 0.005 + 16;
+	d->rx_t = t;
 	size_t want = d->rx_credit >= 1 ? (size_t)d->rx_credit : 0;
 	if (want == 0)
 		return;
@@ -781,10 +782,10 @@ static void pump_tx(struct dev *d, double t)
 		if (d->tx_t == 0)
 			d->tx_credit = 16;
 		else
-			d->tx_credit += (t - (double)d->tx_t / 1000.0) * rate;
-		if (d->tx_credit > 4096)
-			d->tx_credit = 4096;
-		d->tx_t = (long long)(t * 1000.0);
+			d->tx_credit += (t - d->tx_t) * rate;
+		if (d->tx_credit > rate * 0.005 + 16)
+			d->tx_credit = rate * 0.005 + 16;
+		d->tx_t = t;
 		allow = d->tx_credit >= 1 ? (size_t)d->tx_credit : 0;
 		if (allow > d->qlen)
 			allow = d->qlen;

@@ -61,7 +61,7 @@ termios.tcsetattr(fd, termios.TCSANOW, a)
 fcntl.ioctl(fd, termios.TIOCMBIC, struct.pack("I", termios.TIOCM_DTR))
 os.close(fd)
 PY
-for i in \$(seq 100); do [ -e /dev/ttyACM1 ] && break; sleep 0.05; done
+for i in \$(seq 100); do [ -e "\$UMOCKDEV_DIR/dev/ttyACM1" ] && break; sleep 0.05; done
 "$MPFARM" exec pico -i "$WORK/pico.yaml" 'print(6*9)'
 SH
 set +e
