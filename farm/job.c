@@ -410,8 +410,17 @@ static int connect_board(struct job_state *st, struct farm_session_opts *so, int
 	const struct farm_board *b = job->board;
 	void *sp = st->sink->payload;
 	struct farm_err ce = { 0 };
-	st->sink->phase(sp, "connect",
-			b->emulator.present ? "emulated board (qemu microbit) console" : b->serial.path);
+	char where[256];
+	if (b->emulator.present)
+		snprintf(where, sizeof where, "emulated board (qemu microbit) console");
+	else if (b->serial.path)
+		snprintf(where, sizeof where, "%s", b->serial.path);
+	else
+		snprintf(where, sizeof where, "the serial port of USB device%s%s%s%s",
+			 b->serial.usb_serial ? " serial " : "",
+			 b->serial.usb_serial ? b->serial.usb_serial : "",
+			 b->serial.location ? " at " : "", b->serial.location ? b->serial.location : "");
+	st->sink->phase(sp, "connect", where);
 	so->reopen_ms = after_flash ? b->repl.boot_timeout_ms : 0;
 	int rc = farm_session_open(&st->s, b, so, &ce);
 	if (rc == FARM_EINTR || interrupted(job)) {
