@@ -1001,7 +1001,8 @@ static void load_parts(struct vctx *c, const struct farm_ynode *n, const struct 
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		const struct farm_ynode *item = s->items[i];
-		snprintf(wi, sizeof wi, "%s[%zu]", where, i);
+		if (snprintf(wi, sizeof wi, "%s[%zu]", where, i) >= (int)sizeof wi)
+			wi[sizeof wi - 1] = 0; /* a long location only shortens the message */
 		if (farm_ycheck_kind(c->doc, item, FARM_YMAP, wi, c->d))
 			continue;
 		farm_ycheck_keys(c->doc, item, part_keys, wi, c->d);
