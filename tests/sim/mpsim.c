@@ -53,6 +53,7 @@ static size_t in_len;
 static int in_over;       /* input beyond CODE_MAX was dropped */
 static unsigned remain;   /* raw-paste: code bytes until the next 01 */
 static unsigned imported; /* a bit per modules[] entry */
+static int to_bootloader; /* machine.bootloader() ran: drop the console once the output is out */
 static struct var { char name[32]; char *val; size_t len; } vars[NVARS];
 
 struct frame { const char *code; size_t len, pos; int line, at; char *owned; };
@@ -488,6 +489,14 @@ static int stmt(struct cur *c)
 	*c = s0;
 	if (do_sleep(c, &rc)) return rc;
 	n = ident(c, &id);
+	if (is_word(id, n, "machine") && lit(c, ".") && kw(c, "bootloader") && lit(c, "(") &&
+	    lit(c, ")") && at_end(c)) { /* machine.bootloader(): the board leaves for its bootloader */
+		if (c->dry) return S_OK;
+		if (!is_imported("machine", 7)) return exc_raise("NameError", "name 'machine' isn't defined");
+		ex.forever = 1;
+		to_bootloader = 1;
+		return S_PEND;
+	}
 	if (is_word(id, n, "gc") && lit(c, ".") && kw(c, "collect") && lit(c, "(") && lit(c, ")") &&
 	    at_end(c)) /* gc.collect() */
 		return c->dry || is_imported("gc", 2) ? S_OK
@@ -887,6 +896,17 @@ int main(int argc, char **argv)
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) drop_client();
 		}
 		flush();
+		if (to_bootloader && out_off == out_len) {
+			/* The USB device goes away with the running program; the next
+			 * client finds a freshly booted board. */
+			to_bootloader = 0;
+			logev("bootloader");
+			if (cli >= 0) drop_client();
+			ex.active = ex.pending = ex.forever = 0;
+			mode = M_FRIENDLY;
+			for (int i = 0; i < NVARS; i++) free(vars[i].val), vars[i].val = NULL;
+			imported = 0, in_len = 0, in_over = 0;
+		}
 	}
 	if (cli >= 0) drop_client();
 	close(lfd);

@@ -9,7 +9,9 @@
  *
  * flap=1: the bootloader appears, vanishes for 100 ms and appears again (to
  * exercise a host's stability check). back_ms=N: N ms after the bootloader
- * appeared the board reboots into MicroPython again (a new ttyACM). */
+ * appeared the board reboots into MicroPython again (a new ttyACM).
+ * machine.bootloader() run on the console (the board behind the bridge
+ * closes it, as mpsim does) takes the same way out, without the 250 ms. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +81,19 @@ static void rp_lines(void *p, int dtr, int rts)
 	}
 }
 
+/* The board's program called machine.bootloader() (the console behind the
+ * bridge went away): USB disconnects at once. */
+static void rp_bridge_closed(void *p)
+{
+	struct rp *m = p;
+	m->bridged = 0;
+	if (m->st != RP_APP)
+		return;
+	m->env->log(m->env, "machine.bootloader() from the REPL");
+	m->st = RP_TOUCHED;
+	m->env->set_timer(m->env, m->env->now_ms());
+}
+
 static void rp_timer(void *p)
 {
 	struct rp *m = p;
@@ -132,4 +147,5 @@ const struct ssim_model_ops ssim_model_rp2040 = {
 	.lines = rp_lines,
 	.timer = rp_timer,
 	.destroy = rp_destroy,
+	.bridge_closed = rp_bridge_closed,
 };

@@ -811,6 +811,8 @@ static void pump_bridge(struct harness *h, struct dev *d)
 		hlog(h, d, "bridge: board closed the connection");
 		close(d->bridge_fd);
 		d->bridge_fd = -1;
+		if (d->ops->bridge_closed)
+			d->ops->bridge_closed(d->m);
 	}
 }
 

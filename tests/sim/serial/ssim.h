@@ -85,6 +85,9 @@ struct ssim_model_ops {
 	 * after the device (dir/NAME.flash ...). May be NULL. */
 	void (*dump)(void *m, const char *dir, const char *dev);
 	void (*destroy)(void *m);
+	/* Optional: the board behind env->bridge() closed the connection (it
+	 * reset, e.g. machine.bootloader() on an mpsim board). */
+	void (*bridge_closed)(void *m);
 };
 
 /* models.c: the registry. */

@@ -4,9 +4,10 @@
 #  1. touch1200 on the RP2040 model: the device sees 1200 baud, then DTR
 #     (and RTS) low, leaves the bus and comes back as 2e8a:0003 BOOTSEL; the
 #     entry reports that device at the board's USB location.
-#  2. "repl, touch1200" on a board whose firmware has no
-#     machine.bootloader(): the repl method fails (the board stays), the
-#     touch follows and works.
+#  2. repl: machine.bootloader() over the raw REPL (the mpsim board behind
+#     the model drops its console; the model re-enumerates as BOOTSEL);
+#     "manual, touch1200": manual fails at once (no person), the touch
+#     follows and works.
 #  3. a bootloader that flaps once (appears, vanishes, appears) with a
 #     settle time: entry still ends on the BOOTSEL device.
 #  4. manual without a person: fails at once naming BOOTSEL; the port is
@@ -42,12 +43,19 @@ ev_expect "$WORK/touch.log" "pico open (1)" "pico baud 1200" "pico lines dtr=0" 
 # The touch itself: no byte was written to the board.
 ! grep -q "pico rx" "$WORK/touch.log" || fail "the touch wrote data"
 
-# 2. fallback: repl first (mpsim has no machine.bootloader), then the touch
-run_entry fallback "" "repl, touch1200" /dev/ttyACM0 --want 2e8a:0003 ||
-  { cat "$WORK/fallback.log"; fail "repl, touch1200 entry failed"; }
-grep -q "^log: entry: repl failed: " "$WORK/fallback.out" || fail "repl did not fail first"
+# 2. repl: machine.bootloader() over the raw REPL; the port vanishing is the end
+run_entry repl "" repl /dev/ttyACM0 --want 2e8a:0003 ||
+  { cat "$WORK/repl.log"; fail "repl entry failed"; }
+grep -q "^OK method=repl " "$WORK/repl.out" || fail "repl: no BOOTSEL"
+ev_expect "$WORK/repl.log" "pico open (1)" "pico bridge to " "pico bridge: board closed the connection" \
+  "pico machine.bootloader() from the REPL" "pico unplug /dev/ttyACM0" "pico plug 2e8a:0003"
+
+# 2b. fallback: a method that fails (manual, nobody there) is followed by the touch
+run_entry fallback "" "manual, touch1200" /dev/ttyACM0 --want 2e8a:0003 ||
+  { cat "$WORK/fallback.log"; fail "manual, touch1200 entry failed"; }
+grep -q "^log: entry: manual failed: " "$WORK/fallback.out" || { cat "$WORK/fallback.out"; fail "manual did not fail first"; }
 grep -q "^OK method=touch1200 " "$WORK/fallback.out" || fail "the touch did not follow"
-ev_expect "$WORK/fallback.log" "pico open (1)" "pico close" "pico open (1)" "pico baud 1200" \
+ev_expect "$WORK/fallback.log" "pico open (1)" "pico baud 1200" \
   "pico touch: 1200 baud and DTR low" "pico plug 2e8a:0003"
 
 # 3. a flapping bootloader and a settle time
