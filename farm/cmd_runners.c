@@ -32,14 +32,26 @@ int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv)
 		fprintf(stderr, "usage: mpfarm runners [--mcus]\n");
 		return FARM_EXIT_USAGE;
 	}
-	printf("%-8s %-34s %-26s %-38s %s\n", "runner", "ports", "formats", "bootloader entry",
-	       "available");
+	/* Columns as wide as their widest cell. */
+	int w_ports = 5, w_fmts = 7, w_entry = 16;
+	for (const struct runner_ops *const *r = runner_all(); *r; r++) {
+		char ports[128], fmts[64];
+		join_ports((*r)->ports, ports, sizeof ports);
+		runner_format_names(*r, fmts, sizeof fmts);
+		int n = (int)strlen(ports), f = (int)strlen(fmts);
+		int en = (*r)->entry ? (int)strlen((*r)->entry) : 1;
+		w_ports = n > w_ports ? n : w_ports;
+		w_fmts = f > w_fmts ? f : w_fmts;
+		w_entry = en > w_entry ? en : w_entry;
+	}
+	printf("%-8s %-*s %-*s %-*s %s\n", "runner", w_ports, "ports", w_fmts, "formats", w_entry,
+	       "bootloader entry", "available");
 	for (const struct runner_ops *const *r = runner_all(); *r; r++) {
 		char ports[128], fmts[64], why[256];
 		join_ports((*r)->ports, ports, sizeof ports);
 		runner_format_names(*r, fmts, sizeof fmts);
 		int ok = runner_available(*r, why, sizeof why) == 0;
-		printf("%-8s %-34s %-26s %-38s %s%s\n", (*r)->name, ports, fmts,
+		printf("%-8s %-*s %-*s %-*s %s%s\n", (*r)->name, w_ports, ports, w_fmts, fmts, w_entry,
 		       (*r)->entry ? (*r)->entry : "-", ok ? "yes" : "no: ", ok ? "" : why);
 	}
 	printf("(flash.method: none never flashes a board)\n");
