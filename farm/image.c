@@ -2,6 +2,7 @@
  * names and detection, loading a file, totals and the SHA-256 identity.
  * The parsers and writers of each format live in image_<format>.c. */
 #include "image.h"
+#include "le.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -294,14 +295,6 @@ uint64_t farm_image_end(const struct farm_image *img)
 	return (uint64_t)s->addr + s->len;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 void farm_image_sha256(const struct farm_image *img, char hex[65])
 {
 	hex[0] = '\0';
@@ -313,8 +306,8 @@ void farm_image_sha256(const struct farm_image *img, char hex[65])
 	int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 	for (size_t i = 0; ok && img && i < img->n_segs; i++) {
 		uint8_t head[8];
-		put_le32(head, img->segs[i].addr);
-		put_le32(head + 4, img->segs[i].len);
+		farm_put_le32(head, img->segs[i].addr);
+		farm_put_le32(head + 4, img->segs[i].len);
 		ok = EVP_DigestUpdate(ctx, head, sizeof head) &&
 		     EVP_DigestUpdate(ctx, img->segs[i].data, img->segs[i].len);
 	}

@@ -14,6 +14,7 @@
  * describe. The target size must equal its elements, and nothing may follow
  * the last element but the suffix. */
 #include "image.h"
+#include "le.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,28 +26,6 @@
 #define SUFFIX_LEN 16
 #define NAME_LEN 255
 #define BCD_DFUSE 0x011a
-
-static uint32_t le16(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return le16(p) | le16(p + 2) << 16;
-}
-
-static void put_le16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, v);
-	put_le16(p + 2, v >> 16);
-}
 
 /* dfu-util's CRC: reflected CRC-32 without the final inversion. */
 static uint32_t dfu_crc(const uint8_t *p, size_t n)
@@ -89,27 +68,27 @@ static int check_frame(const uint8_t *p, size_t len, const char *name, struct fa
 			    len - 8);
 	if (suf[11] != SUFFIX_LEN)
 		return fail(e, name, "DFU suffix length %u, expected %u", suf[11], SUFFIX_LEN);
-	uint32_t crc = dfu_crc(p, len - 4), stored = le32(suf + 12);
+	uint32_t crc = dfu_crc(p, len - 4), stored = farm_le32(suf + 12);
 	if (crc != stored)
 		return fail(e, name, "DFU suffix CRC 0x%08x, computed 0x%08x (file corrupted?)", stored,
 			    crc);
-	if (le16(suf + 6) != BCD_DFUSE)
+	if (farm_le16(suf + 6) != BCD_DFUSE)
 		return fail(e, name, "bcdDFU 0x%04x in the suffix, expected 0x%04x for DfuSe",
-			    le16(suf + 6), BCD_DFUSE);
+			    farm_le16(suf + 6), BCD_DFUSE);
 	if (p[5] != 1)
 		return fail(e, name, "DfuSe version %u, expected 1", p[5]);
-	if (le32(p + 6) != len - SUFFIX_LEN)
+	if (farm_le32(p + 6) != len - SUFFIX_LEN)
 		return fail(e, name, "image size %u in the prefix, but the file holds %zu bytes before "
-				     "its suffix", le32(p + 6), len - SUFFIX_LEN);
+				     "its suffix", farm_le32(p + 6), len - SUFFIX_LEN);
 	if (p[10] == 0)
 		return fail(e, name, "no targets");
 	if (p[10] > 1)
 		return fail(e, name, "%u targets (alternate settings): several targets are not supported",
 			    p[10]);
 	img->has_dfuse = 1;
-	img->dfu_bcd = (uint16_t)le16(suf);
-	img->dfu_pid = (uint16_t)le16(suf + 2);
-	img->dfu_vid = (uint16_t)le16(suf + 4);
+	img->dfu_bcd = (uint16_t)farm_le16(suf);
+	img->dfu_pid = (uint16_t)farm_le16(suf + 2);
+	img->dfu_vid = (uint16_t)farm_le16(suf + 4);
 	return 0;
 }
 
@@ -134,9 +113,9 @@ static int read_target(const uint8_t *p, size_t len, const char *name, struct fa
 	if (memcmp(t, "Target", 6) != 0)
 		return fail(e, name, "target 0 (offset %zu): no \"Target\" signature", off);
 	img->dfuse_alt = t[6];
-	if (le32(t + 7))
+	if (farm_le32(t + 7))
 		copy_name(img->dfuse_target_name, t + 11);
-	uint32_t size = le32(t + 266), n = le32(t + 270);
+	uint32_t size = farm_le32(t + 266), n = farm_le32(t + 270);
 	off += TARGET_LEN;
 	if (n > (body_end - off) / ELEMENT_HEAD)
 		return fail(e, name, "target 0: %u elements cannot fit in the %zu bytes left", n,
@@ -147,7 +126,7 @@ static int read_target(const uint8_t *p, size_t len, const char *name, struct fa
 			return fail(e, name, "target 0 element %u (offset %zu): element header runs past "
 					     "the end of the image (%zu bytes before the suffix)",
 				    k, off, body_end);
-		uint32_t addr = le32(p + off), esize = le32(p + off + 4);
+		uint32_t addr = farm_le32(p + off), esize = farm_le32(p + off + 4);
 		if (esize > len - off - ELEMENT_HEAD)
 			return fail(e, name, "target 0 element %u (offset %zu): size %u runs past the end "
 					     "of the file (%zu bytes)", k, off, esize, len);
@@ -217,23 +196,23 @@ int farm_image_write_dfuse(const struct farm_image *img, uint16_t vid, uint16_t 
 		return farm_err_set(e, FARM_ELIMIT, "DfuSe output: the image is too large");
 
 	uint8_t prefix[PREFIX_LEN] = {'D', 'f', 'u', 'S', 'e', 1};
-	put_le32(prefix + 6, (uint32_t)image_size);
+	farm_put_le32(prefix + 6, (uint32_t)image_size);
 	prefix[10] = 1;
 	uint8_t target[TARGET_LEN] = {'T', 'a', 'r', 'g', 'e', 't'};
 	target[6] = alt;
 	const char *tn = target_name ? target_name : "";
 	size_t tn_len = strnlen(tn, NAME_LEN - 1);
-	put_le32(target + 7, tn_len ? 1 : 0);
+	farm_put_le32(target + 7, tn_len ? 1 : 0);
 	memcpy(target + 11, tn, tn_len);
-	put_le32(target + 266, (uint32_t)tsize);
-	put_le32(target + 270, (uint32_t)img->n_segs);
+	farm_put_le32(target + 266, (uint32_t)tsize);
+	farm_put_le32(target + 270, (uint32_t)img->n_segs);
 	int rc = put(out, prefix, sizeof prefix, e);
 	if (!rc)
 		rc = put(out, target, sizeof target, e);
 	for (size_t s = 0; !rc && s < img->n_segs; s++) {
 		uint8_t head[ELEMENT_HEAD];
-		put_le32(head, img->segs[s].addr);
-		put_le32(head + 4, img->segs[s].len);
+		farm_put_le32(head, img->segs[s].addr);
+		farm_put_le32(head + 4, img->segs[s].len);
 		rc = put(out, head, sizeof head, e);
 		if (!rc)
 			rc = put(out, img->segs[s].data, img->segs[s].len, e);
@@ -241,15 +220,15 @@ int farm_image_write_dfuse(const struct farm_image *img, uint16_t vid, uint16_t 
 	if (rc)
 		return rc;
 	uint8_t suf[SUFFIX_LEN];
-	put_le16(suf, img->has_dfuse ? img->dfu_bcd : 0);
-	put_le16(suf + 2, pid);
-	put_le16(suf + 4, vid);
-	put_le16(suf + 6, BCD_DFUSE);
+	farm_put_le16(suf, img->has_dfuse ? img->dfu_bcd : 0);
+	farm_put_le16(suf + 2, pid);
+	farm_put_le16(suf + 4, vid);
+	farm_put_le16(suf + 6, BCD_DFUSE);
 	memcpy(suf + 8, "UFD", 3);
 	suf[11] = SUFFIX_LEN;
 	rc = put(out, suf, 12, e);
 	if (rc)
 		return rc;
-	put_le32(suf + 12, dfu_crc((const uint8_t *)out->data + start, out->len - start));
+	farm_put_le32(suf + 12, dfu_crc((const uint8_t *)out->data + start, out->len - start));
 	return put(out, suf + 12, 4, e);
 }

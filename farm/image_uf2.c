@@ -18,6 +18,7 @@
  * the RP2040/RP2350 boot ROMs require); bytes of a page the image does not
  * cover are written as 0xff (erased flash). */
 #include "image.h"
+#include "le.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,25 +42,12 @@ struct block {
 	const uint8_t *data;
 };
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 static struct block read_block(const uint8_t *p)
 {
 	struct block b = {
-		.magic0 = le32(p), .magic1 = le32(p + 4), .flags = le32(p + 8),
-		.addr = le32(p + 12), .size = le32(p + 16), .no = le32(p + 20),
-		.total = le32(p + 24), .family = le32(p + 28), .magic_end = le32(p + 508),
+		.magic0 = farm_le32(p), .magic1 = farm_le32(p + 4), .flags = farm_le32(p + 8),
+		.addr = farm_le32(p + 12), .size = farm_le32(p + 16), .no = farm_le32(p + 20),
+		.total = farm_le32(p + 24), .family = farm_le32(p + 28), .magic_end = farm_le32(p + 508),
 		.data = p + 32,
 	};
 	return b;
@@ -75,7 +63,7 @@ static int is_e10_block(const struct block *b, const uint8_t *next, const uint8_
 	for (unsigned i = 0; i < PAGE; i++)
 		if (b->data[i] != 0xef)
 			return 0;
-	return next >= end || le32(next + 20) != 1;
+	return next >= end || farm_le32(next + 20) != 1;
 }
 
 struct reader {
@@ -272,16 +260,16 @@ int farm_image_write_uf2(const struct farm_image *img, uint32_t family, struct f
 				continue;
 			last = page;
 			memset(blk, 0, sizeof blk);
-			put_le32(blk, MAGIC0);
-			put_le32(blk + 4, MAGIC1);
-			put_le32(blk + 8, family ? FLAG_FAMILY : 0);
-			put_le32(blk + 12, (uint32_t)page);
-			put_le32(blk + 16, PAGE);
-			put_le32(blk + 20, no++);
-			put_le32(blk + 24, (uint32_t)total);
-			put_le32(blk + 28, family);
+			farm_put_le32(blk, MAGIC0);
+			farm_put_le32(blk + 4, MAGIC1);
+			farm_put_le32(blk + 8, family ? FLAG_FAMILY : 0);
+			farm_put_le32(blk + 12, (uint32_t)page);
+			farm_put_le32(blk + 16, PAGE);
+			farm_put_le32(blk + 20, no++);
+			farm_put_le32(blk + 24, (uint32_t)total);
+			farm_put_le32(blk + 28, family);
 			fill_page(img, s, (uint32_t)page, blk + 32);
-			put_le32(blk + 508, MAGIC_END);
+			farm_put_le32(blk + 508, MAGIC_END);
 			int rc = farm_buf_append(out, blk, sizeof blk);
 			if (rc)
 				return farm_err_set(e, rc, "UF2 output: %s", farm_strerror(rc));

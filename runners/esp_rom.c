@@ -1,5 +1,6 @@
 /* mpfarm: ESP ROM serial download protocol client (see esp_rom.h). */
 #include "esp_rom.h"
+#include "le.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -99,19 +100,6 @@ int runner_esp_timeout_per_mb(unsigned ms_per_mb, size_t size, int floor_ms)
 	return t < (unsigned long long)floor_ms ? floor_ms : (int)t;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
@@ -154,7 +142,7 @@ static int send_frame(struct runner_esp_rom *rom, uint8_t op, const void *data, 
 	raw[1] = op;
 	raw[2] = (uint8_t)len;
 	raw[3] = (uint8_t)(len >> 8);
-	put32(raw + 4, chk);
+	farm_put_le32(raw + 4, chk);
 	if (len)
 		memcpy(raw + 8, data, len);
 	size_t n = runner_esp_slip_encode(rom->tx, sizeof rom->tx, raw, 8 + len);
@@ -218,7 +206,7 @@ int runner_esp_rom_command(struct runner_esp_rom *rom, uint8_t op, const void *d
 					    "%s: reply says %zu data bytes but carries %zu",
 					    op_name(op), dlen, n - 8);
 		r->op = op;
-		r->value = get32(f + 4);
+		r->value = farm_le32(f + 4);
 		r->data = f + 8;
 		r->len = dlen;
 		return 0;
@@ -295,7 +283,7 @@ int runner_esp_rom_sync(struct runner_esp_rom *rom, struct farm_err *e)
 						    "SYNC: %d of 8 answers, then silence", i + 1);
 			const uint8_t *f = rom->slip.frame;
 			if (rom->slip.len >= 8 && f[0] == 1 && f[1] == RUNNER_ESP_SYNC) {
-				stub &= get32(f + 4) == 0;
+				stub &= farm_le32(f + 4) == 0;
 				break;
 			}
 		}
@@ -375,7 +363,7 @@ int runner_esp_rom_detect(struct runner_esp_rom *rom, struct farm_err *e)
 	int rc = runner_esp_rom_check(rom, RUNNER_ESP_GET_SECURITY_INFO, NULL, 0, 0,
 				      rom->min_timeout_ms, RUNNER_ESP_PAYLOAD_ANY, &r, &se);
 	if (rc == 0 && r.len >= 20 + 2) { /* 12 bytes (ESP32-S2) carry no chip id */
-		uint32_t id = get32(r.data + 12);
+		uint32_t id = farm_le32(r.data + 12);
 		for (size_t i = 0; chips[i].name; i++)
 			if (chips[i].chip_id >= 0 && (uint32_t)chips[i].chip_id == id) {
 				rom->chip = &chips[i];
@@ -395,7 +383,7 @@ int runner_esp_rom_detect(struct runner_esp_rom *rom, struct farm_err *e)
 		return rc;
 	}
 	uint8_t addr[4];
-	put32(addr, RUNNER_ESP_CHIP_DETECT_REG);
+	farm_put_le32(addr, RUNNER_ESP_CHIP_DETECT_REG);
 	rc = runner_esp_rom_check(rom, RUNNER_ESP_READ_REG, addr, 4, 0, rom->min_timeout_ms, 0, &r,
 				  e);
 	if (rc < 0)
@@ -423,12 +411,12 @@ int runner_esp_rom_attach(struct runner_esp_rom *rom, uint32_t flash_size, struc
 		if (rc < 0)
 			return rc;
 	}
-	put32(d + 0, 0);
-	put32(d + 4, flash_size);
-	put32(d + 8, 0x10000);
-	put32(d + 12, 0x1000);
-	put32(d + 16, 0x100);
-	put32(d + 20, 0xffff);
+	farm_put_le32(d + 0, 0);
+	farm_put_le32(d + 4, flash_size);
+	farm_put_le32(d + 8, 0x10000);
+	farm_put_le32(d + 12, 0x1000);
+	farm_put_le32(d + 16, 0x100);
+	farm_put_le32(d + 20, 0xffff);
 	return runner_esp_rom_check(rom, RUNNER_ESP_SPI_SET_PARAMS, d, 24, 0, rom->min_timeout_ms,
 				    0, NULL, e);
 }
@@ -436,8 +424,8 @@ int runner_esp_rom_attach(struct runner_esp_rom *rom, uint32_t flash_size, struc
 int runner_esp_rom_change_baud(struct runner_esp_rom *rom, unsigned baud, struct farm_err *e)
 {
 	uint8_t d[8];
-	put32(d, baud);
-	put32(d + 4, rom->stub ? rom->baud : 0);
+	farm_put_le32(d, baud);
+	farm_put_le32(d + 4, rom->stub ? rom->baud : 0);
 	int rc = runner_esp_rom_check(rom, RUNNER_ESP_CHANGE_BAUDRATE, d, 8, 0,
 				      rom->min_timeout_ms, 0, NULL, e);
 	if (rc < 0)
@@ -513,11 +501,11 @@ int runner_esp_rom_write(struct runner_esp_rom *rom, uint32_t addr, const uint8_
 	else
 		erase = (uint32_t)len;
 	uint8_t begin[20];
-	put32(begin, erase);
-	put32(begin + 4, nblocks);
-	put32(begin + 8, bs);
-	put32(begin + 12, addr);
-	put32(begin + 16, 0);
+	farm_put_le32(begin, erase);
+	farm_put_le32(begin + 4, nblocks);
+	farm_put_le32(begin + 8, bs);
+	farm_put_le32(begin + 12, addr);
+	farm_put_le32(begin + 16, 0);
 	size_t begin_len = (rom->stub || (chip && chip->rom_begin_encrypt_word)) ? 20 : 16;
 	int erase_to = runner_esp_timeout_per_mb(40000, erase, rom->min_timeout_ms);
 	uint8_t op_begin = compress ? RUNNER_ESP_FLASH_DEFL_BEGIN : RUNNER_ESP_FLASH_BEGIN;
@@ -532,10 +520,10 @@ int runner_esp_rom_write(struct runner_esp_rom *rom, uint32_t addr, const uint8_
 	for (uint32_t seq = 0; seq < nblocks; seq++) {
 		size_t off = (size_t)seq * bs;
 		size_t n = src_len - off < bs ? src_len - off : bs;
-		put32(blk, compress ? (uint32_t)n : bs);
-		put32(blk + 4, seq);
-		put32(blk + 8, 0);
-		put32(blk + 12, 0);
+		farm_put_le32(blk, compress ? (uint32_t)n : bs);
+		farm_put_le32(blk + 4, seq);
+		farm_put_le32(blk + 8, 0);
+		farm_put_le32(blk + 12, 0);
 		memcpy(blk + 16, src + off, n);
 		size_t plen = n;
 		if (!compress && n < bs) { /* pad the last block with erased flash */
@@ -588,10 +576,10 @@ int runner_esp_rom_md5(struct runner_esp_rom *rom, uint32_t addr, uint32_t len, 
 				    "the %s ROM loader cannot hash flash (no SPI_FLASH_MD5)",
 				    rom->chip->name);
 	uint8_t d[16];
-	put32(d, addr);
-	put32(d + 4, len);
-	put32(d + 8, 0);
-	put32(d + 12, 0);
+	farm_put_le32(d, addr);
+	farm_put_le32(d + 4, len);
+	farm_put_le32(d + 8, 0);
+	farm_put_le32(d + 12, 0);
 	struct runner_esp_reply r;
 	size_t plen = rom->stub ? 16 : 32;
 	int rc = runner_esp_rom_check(rom, RUNNER_ESP_SPI_FLASH_MD5, d, 16, 0,

@@ -56,19 +56,6 @@ struct esp_priv {
 static const char *const options[] = { "baud", "compress", "entry", "chip", "flash_size", "after",
 				       NULL };
 
-static void logf_(struct esp_priv *p, const char *fmt, ...) FARM_PRINTF(2, 3);
-static void logf_(struct esp_priv *p, const char *fmt, ...)
-{
-	if (!p->ctx->log)
-		return;
-	char line[600];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	p->ctx->log(p->ctx->log_payload, line);
-}
-
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end;
@@ -282,7 +269,7 @@ static int esp_flash(void *priv, const struct farm_image *img, runner_progress_f
 		return rc;
 	if ((rc = runner_esp_rom_detect(&p->rom, e)) < 0)
 		return farm_err_prefix(e, "board %s", id);
-	logf_(p, "esptool: %s %s loader", p->rom.chip->name, p->rom.stub ? "stub" : "ROM");
+	runner_logf(p->ctx, "esptool: %s %s loader", p->rom.chip->name, p->rom.stub ? "stub" : "ROM");
 	if (p->want_chip && p->want_chip != p->rom.chip)
 		return farm_err_set(e, FARM_EINVAL,
 				    "board %s: the ROM loader reports an %s, the inventory expects "
@@ -299,7 +286,7 @@ static int esp_flash(void *priv, const struct farm_image *img, runner_progress_f
 	p->base = 0;
 	for (size_t i = 0; i < img->n_segs; i++) {
 		const struct farm_image_segment *s = &img->segs[i];
-		logf_(p, "esptool: writing %u bytes at 0x%x%s", (unsigned)s->len, (unsigned)s->addr,
+		runner_logf(p->ctx, "esptool: writing %u bytes at 0x%x%s", (unsigned)s->len, (unsigned)s->addr,
 		      p->compress ? " (deflated)" : "");
 		rc = runner_esp_rom_write(&p->rom, s->addr, s->data, s->len, p->compress,
 					  seg_progress, p, e);
@@ -308,7 +295,7 @@ static int esp_flash(void *priv, const struct farm_image *img, runner_progress_f
 		p->base += s->len;
 	}
 	if (p->rom.block_retries)
-		logf_(p, "esptool: %u blocks sent again after checksum errors or timeouts",
+		runner_logf(p->ctx, "esptool: %u blocks sent again after checksum errors or timeouts",
 		      p->rom.block_retries);
 	return 0;
 }
@@ -325,7 +312,7 @@ static int esp_verify(void *priv, const struct farm_image *img, runner_progress_
 		const struct farm_image_segment *s = &img->segs[i];
 		int rc = runner_esp_rom_verify(&p->rom, s->addr, s->data, s->len, e);
 		if (rc == FARM_EUNSUPPORTED) {
-			logf_(p, "esptool: %s; the write is not verified", e->msg);
+			runner_logf(p->ctx, "esptool: %s; the write is not verified", e->msg);
 			return rc;
 		}
 		if (rc < 0)
@@ -334,7 +321,7 @@ static int esp_verify(void *priv, const struct farm_image *img, runner_progress_
 		if (fn)
 			fn(payload, "verify", done, total);
 	}
-	logf_(p, "esptool: %zu parts verified by SPI_FLASH_MD5", img->n_segs);
+	runner_logf(p->ctx, "esptool: %zu parts verified by SPI_FLASH_MD5", img->n_segs);
 	return 0;
 }
 
@@ -342,7 +329,7 @@ static int esp_reset(void *priv, struct farm_err *e)
 {
 	struct esp_priv *p = priv;
 	if (!p->hard_reset) {
-		logf_(p, "esptool: after: no-reset; the chip stays in its loader");
+		runner_logf(p->ctx, "esptool: after: no-reset; the chip stays in its loader");
 		return 0;
 	}
 	if (!p->t)
@@ -353,7 +340,7 @@ static int esp_reset(void *priv, struct farm_err *e)
 		return farm_err_prefix(e, "board %s: hard reset", p->ctx->board->id);
 	if (p->usb_jtag)
 		sleep_ms(200);
-	logf_(p, "esptool: hard reset (RTS pulse): running the new firmware");
+	runner_logf(p->ctx, "esptool: hard reset (RTS pulse): running the new firmware");
 	farm_transport_close(p->t);
 	p->t = NULL;
 	return 0;

@@ -73,19 +73,6 @@ static int write_reg(struct farm_rsp *rsp, uint32_t reg, uint32_t v, struct farm
 	return farm_rsp_write_mem(rsp, reg, le, sizeof le, NULL, NULL, e);
 }
 
-static void logf_(struct gdb_priv *p, const char *fmt, ...) FARM_PRINTF(2, 3);
-static void logf_(struct gdb_priv *p, const char *fmt, ...)
-{
-	if (!p->ctx->log)
-		return;
-	char line[600];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	p->ctx->log(p->ctx->log_payload, line);
-}
-
 static int gdb_configure(void *priv, const struct runner_ctx *ctx, struct farm_err *e)
 {
 	struct gdb_priv *p = priv;
@@ -151,7 +138,7 @@ static int connect_server(struct gdb_priv *p, struct farm_err *e)
 	if (rc)
 		return rc; /* the message names the server */
 	const struct farm_rsp_info *in = farm_rsp_info(p->rsp);
-	logf_(p, "gdb: connected to %s (PacketSize %u, %s, %zu memory regions)", p->url,
+	runner_logf(p->ctx, "gdb: connected to %s (PacketSize %u, %s, %zu memory regions)", p->url,
 	      in->packet_size, in->no_ack ? "no-ack" : "acks", in->n_regions);
 	if (!strcmp(p->kind, "blackmagic")) {
 		struct farm_buf out = { 0 }, reply = { 0 };
@@ -233,7 +220,7 @@ static int erase_all(struct gdb_priv *p, const struct farm_image *img, struct fa
 			if (s < erased_to)
 				s = erased_to;
 			if (t > s) {
-				logf_(p, "gdb: vFlashErase 0x%08llx +0x%llx", (unsigned long long)s,
+				runner_logf(p->ctx, "gdb: vFlashErase 0x%08llx +0x%llx", (unsigned long long)s,
 				      (unsigned long long)(t - s));
 				int rc = farm_rsp_flash_erase(p->rsp, (uint32_t)s, (uint32_t)(t - s), e);
 				if (rc)
@@ -274,7 +261,7 @@ static int gdb_flash(void *priv, const struct farm_image *img, runner_progress_f
 	p->step = "write";
 	const struct mem_write_quirk *q = vflash ? NULL : quirk_for(p->ctx->map);
 	if (q) {
-		logf_(p, "gdb: %s (0x%08x = %u)", q->what, q->reg, q->on);
+		runner_logf(p->ctx, "gdb: %s (0x%08x = %u)", q->what, q->reg, q->on);
 		if ((rc = write_reg(p->rsp, q->reg, q->on, e)))
 			return farm_err_prefix(e, "%s", q->what);
 	}
@@ -292,13 +279,13 @@ static int gdb_flash(void *priv, const struct farm_image *img, runner_progress_f
 		return farm_err_prefix(e, "%s", q->what);
 	if (vflash) {
 		unsigned t = p->ctx->timeout_ms ? p->ctx->timeout_ms : DONE_TIMEOUT_MS;
-		logf_(p, "gdb: vFlashDone (up to %.0f s)", t / 1000.0);
+		runner_logf(p->ctx, "gdb: vFlashDone (up to %.0f s)", t / 1000.0);
 		if ((rc = farm_rsp_flash_done(p->rsp, (int)t, e)))
 			return rc;
 	}
 	if (fn)
 		fn(payload, p->step, p->total, p->total);
-	logf_(p, "gdb: wrote %llu bytes in %zu segments (%s)", (unsigned long long)p->total,
+	runner_logf(p->ctx, "gdb: wrote %llu bytes in %zu segments (%s)", (unsigned long long)p->total,
 	      img->n_segs, vflash ? "vFlash" : "memory writes");
 	return 0;
 }
@@ -377,7 +364,7 @@ static int gdb_verify(void *priv, const struct farm_image *img, runner_progress_
 		const struct farm_image_segment *s = &img->segs[i];
 		const char *why = unverifiable(p, s);
 		if (why) {
-			logf_(p, "gdb: 0x%08x+%u not verified: %s", s->addr, s->len, why);
+			runner_logf(p->ctx, "gdb: 0x%08x+%u not verified: %s", s->addr, s->len, why);
 			p->done += s->len;
 			continue;
 		}
@@ -406,7 +393,7 @@ static int gdb_verify(void *priv, const struct farm_image *img, runner_progress_
 	if (rc == 0) {
 		if (fn)
 			fn(payload, p->step, p->total, p->total);
-		logf_(p, "gdb: verified %llu bytes (%s)", (unsigned long long)p->total,
+		runner_logf(p->ctx, "gdb: verified %llu bytes (%s)", (unsigned long long)p->total,
 		      use_crc ? "qCRC" : "read back");
 	}
 	return rc;
@@ -426,7 +413,7 @@ static int gdb_reset(void *priv, struct farm_err *e)
 	int rc = connect_server(p, e);
 	if (rc)
 		return rc;
-	logf_(p, "gdb: monitor %s", p->reset);
+	runner_logf(p->ctx, "gdb: monitor %s", p->reset);
 	rc = farm_rsp_monitor(p->rsp, p->reset, NULL, e);
 	/* Black Magic Probe drops the connection on reset: that is success. */
 	if (rc == FARM_ECLOSED && !strcmp(p->kind, "blackmagic"))

@@ -1,5 +1,6 @@
 /* mpfarm: the OpenMV legacy bootloader protocol (see openmv_boot.h). */
 #include "openmv_boot.h"
+#include "le.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -215,19 +216,6 @@ static int pause_ms(const struct sess *s, unsigned ms, struct farm_err *e)
 	}
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* One command = one write call = one USB transfer. */
 static int send(struct sess *s, const void *buf, size_t len, struct farm_err *e)
 {
@@ -237,7 +225,7 @@ static int send(struct sess *s, const void *buf, size_t len, struct farm_err *e)
 static int send_cmd(struct sess *s, uint32_t cmd, struct farm_err *e)
 {
 	uint8_t b[4];
-	put32(b, cmd);
+	farm_put_le32(b, cmd);
 	return send(s, b, sizeof b, e);
 }
 
@@ -305,7 +293,7 @@ static int start(struct sess *s, struct farm_err *e)
 				have += got;
 				size_t i = 0;
 				for (; i + 4 <= have; i += 4) {
-					uint32_t w = get32(buf + i);
+					uint32_t w = farm_le32(buf + i);
 					if (w >= RUNNER_OPENMV_CMD_START && w <= 0xabcd0003u) {
 						s->version = w & 0xf;
 						slog(s, "START: bootloader v%u after %lld ms (%u START sent)",
@@ -350,7 +338,7 @@ static int query(struct sess *s, unsigned timeout_ms, unsigned out[3], const cha
 				    "blinking): power-cycle the board and flash again",
 				    when, got, timeout_ms);
 	for (int i = 0; i < 3; i++)
-		out[i] = get32(r + 4 * i);
+		out[i] = farm_le32(r + 4 * i);
 	return 0;
 }
 
@@ -369,8 +357,8 @@ static int erase(struct sess *s, const struct runner_openmv_plan *p, runner_prog
 	for (unsigned i = p->first; i <= p->last; i++) {
 		uint8_t b[8];
 		unsigned fl[3];
-		put32(b, RUNNER_OPENMV_CMD_ERASE);
-		put32(b + 4, i);
+		farm_put_le32(b, RUNNER_OPENMV_CMD_ERASE);
+		farm_put_le32(b + 4, i);
 		int rc = send(s, b, sizeof b, e);
 		if (rc == 0 && sync) {
 			char when[64];
@@ -398,7 +386,7 @@ static int write_all(struct sess *s, const struct runner_openmv_plan *p, const u
 	if (fn)
 		fn(payload, "write", 0, p->data_len);
 	for (uint32_t off = 0; off < p->len; off += p->chunk) {
-		put32(pkt, RUNNER_OPENMV_CMD_WRITE);
+		farm_put_le32(pkt, RUNNER_OPENMV_CMD_WRITE);
 		memcpy(pkt + 4, data + off, p->chunk);
 		int rc = send(s, pkt, 4 + p->chunk, e);
 		if (rc == 0 && sync && ++n % s->c->sync_every == 0) {

@@ -1,6 +1,7 @@
 /* mpfarm: the runner registry, selection and the wrappers the core calls. */
 #include "runner.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,4 +228,16 @@ void runner_free(struct runner *r)
 		r->ops->cleanup(r->priv);
 	free(r->priv);
 	free(r);
+}
+
+void runner_logf(const struct runner_ctx *ctx, const char *fmt, ...)
+{
+	if (!ctx || !ctx->log)
+		return;
+	char line[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	ctx->log(ctx->log_payload, line);
 }

@@ -136,6 +136,9 @@ int runner_verify(struct runner *r, const struct farm_image *img, runner_progres
 int runner_reset(struct runner *r, struct farm_err *e);
 void runner_free(struct runner *r);
 
+/* One formatted line for the board's log through ctx->log (if any). */
+void runner_logf(const struct runner_ctx *ctx, const char *fmt, ...) FARM_PRINTF(2, 3);
+
 /* The board option value for key, or NULL. */
 const char *runner_opt(const struct farm_board *b, const char *key);
 
