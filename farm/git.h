@@ -10,7 +10,7 @@
  *   CACHE/src/<...>.lock            flock: one process prepares a checkout at a time
  *
  * A mirror is fetched (never re-cloned) on every farm_git_mirror call:
- * branches and tags (+refs/heads/*, +refs/tags/*, pruned), plus the asked
+ * branches and tags (all of refs/heads and refs/tags, pruned), plus the asked
  * ref itself when it is another ref (pull/123/head, refs/merge-requests/7/head).
  * A full 40-digit commit id already in the mirror needs no fetch. With
  * offline set, nothing is fetched and the mirror must already hold the ref.
@@ -24,7 +24,26 @@
  * $MPFARM_GIT_TOKEN as the password (user $MPFARM_GIT_USER, default
  * "x-access-token") when set. One attempt per credential type (no loop on a
  * rejected credential). Credentials and URL user:password parts are never
- * printed or logged. */
+ * printed or logged.
+ *
+ * Notes on this implementation:
+ * - <hash16> is taken over the redacted URL, so the same repository reached
+ *   with other credentials shares its mirror.
+ * - A checkout is a non-bare repository whose objects/info/alternates points
+ *   at the mirror's objects (like git clone --shared): never gc a mirror
+ *   with the git CLI while checkouts use it. Submodules are repositories in
+ *   the checkout's .git/modules/<path> sharing their own mirror's objects the
+ *   same way; their URL in the checkout's .git/config points at that mirror
+ *   (.gitmodules stays as committed, so the tree is clean).
+ * - libgit2 1.5 has no network timeouts: a stalled server is only left when
+ *   *cancel is set (checked in the transfer and sideband callbacks, which run
+ *   whenever data arrives) or when the OS gives up on the connection.
+ * - Progress: what is "fetch URL (N.N MiB)" with done/total in objects, then
+ *   "fetch URL: resolving deltas", then "checkout NAME" in files.
+ * - Refs are resolved as git does: refs/<ref>, refs/tags/<ref>,
+ *   refs/heads/<ref>, then an abbreviated commit id (at least 4 digits).
+ *   A bare commit id not reachable from a branch or tag cannot be fetched
+ *   (libgit2 1.5 fetches refs only). */
 #ifndef FARM_GIT_H
 #define FARM_GIT_H
 
@@ -35,7 +54,8 @@
 #include "err.h"
 
 #define FARM_GIT_PATH_MAX 4096
-#define FARM_GIT_REF_MAX 256
+#define FARM_GIT_REF_MAX 256   /* a ref has at most FARM_GIT_REF_MAX - 1 bytes */
+#define FARM_GIT_URL_MAX 2048  /* a repository URL has at most FARM_GIT_URL_MAX - 1 bytes */
 
 struct farm_git_opts {
 	const char *cache_dir;     /* must exist */
