@@ -12,6 +12,7 @@ static const struct runner_ops *const registry[] = {
 	&runner_gdb_ops,
 	&runner_openmv_ops,
 	&runner_esptool_ops,
+	&runner_dfu_ops,
 	NULL,
 };
 

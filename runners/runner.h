@@ -70,6 +70,7 @@ struct runner_ctx {
 	void *log_payload;
 	const volatile sig_atomic_t *cancel;
 	unsigned timeout_ms;                /* the whole flash step; 0 = the runner's default */
+	const char *report_dir;             /* where the run's logs go (backups), or NULL */
 };
 
 struct runner_ops {
@@ -146,5 +147,6 @@ const char *runner_opt(const struct farm_board *b, const char *key);
 extern const struct runner_ops runner_gdb_ops;
 extern const struct runner_ops runner_openmv_ops;
 extern const struct runner_ops runner_esptool_ops;
+extern const struct runner_ops runner_dfu_ops;
 
 #endif
