@@ -29,5 +29,6 @@ int farm_cmd_exec(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_flash(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_detect(const struct farm_cli *cli, int argc, char **argv);
+int farm_cmd_doctor(const struct farm_cli *cli, int argc, char **argv);
 
 #endif

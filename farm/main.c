@@ -36,6 +36,8 @@ static const struct farm_command commands[] = {
 	  "mpfarm inventory check INVENTORY" },
 	{ "detect", farm_cmd_detect, "list serial ports and USB boards with what they run",
 	  "mpfarm detect [--json] [--inventory FILE] [--no-repl] [--timeout MS] [--exclude PORT,...]" },
+	{ "doctor", farm_cmd_doctor, "check this user can open the farm's USB devices and serial ports",
+	  "mpfarm doctor [--sys DIR] [--dev DIR]" },
 	{ "exec", farm_cmd_exec, "run Python code on one board and print its output",
 	  "mpfarm exec BOARD_ID -i INVENTORY [-t SECONDS] 'python code'   (code '-' reads stdin)" },
 	{ NULL, NULL, NULL, NULL },
