@@ -160,6 +160,7 @@ int farm_job_flash(const struct farm_flash_phase *f, struct farm_err *e)
 		.cancel = job->cancel,
 		.timeout_ms = b->timeouts.flash_ms,
 		.report_dir = job->log_dir,
+		.image_path = fw->image->path,
 	};
 	/* The board's serial port now, for runners that talk to a bootloader
 	 * over it (and its USB device, to find the bootloader that replaces it). */

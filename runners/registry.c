@@ -13,6 +13,7 @@ static const struct runner_ops *const registry[] = {
 	&runner_openmv_ops,
 	&runner_esptool_ops,
 	&runner_dfu_ops,
+	&runner_uf2_ops,
 	NULL,
 };
 

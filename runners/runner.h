@@ -70,6 +70,8 @@ struct runner_ctx {
 	void *log_payload;
 	const volatile sig_atomic_t *cancel;
 	unsigned timeout_ms;                /* the whole flash step; 0 = the runner's default */
+	const char *image_path;             /* the planned image's file (a runner may copy it as
+					       is, after checking it is still that image), or NULL */
 	const char *report_dir;             /* where the run's logs go (backups), or NULL */
 };
 
@@ -148,5 +150,6 @@ extern const struct runner_ops runner_gdb_ops;
 extern const struct runner_ops runner_openmv_ops;
 extern const struct runner_ops runner_esptool_ops;
 extern const struct runner_ops runner_dfu_ops;
+extern const struct runner_ops runner_uf2_ops;
 
 #endif
