@@ -30,5 +30,7 @@ int farm_cmd_flash(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_runners(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_detect(const struct farm_cli *cli, int argc, char **argv);
 int farm_cmd_doctor(const struct farm_cli *cli, int argc, char **argv);
+int farm_cmd_firmware(const struct farm_cli *cli, int argc, char **argv);
+int farm_cmd_cache(const struct farm_cli *cli, int argc, char **argv);
 
 #endif

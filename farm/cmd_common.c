@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "diag.h"
 #include "lock.h"
 #include "ydoc.h"
 
@@ -115,4 +116,65 @@ int farm_cmd_lock_dir(const char *cmd, const char *option, char *out, size_t len
 		return FARM_EXIT_INFRA;
 	}
 	return 0;
+}
+
+int farm_cmd_select_boards(const char *cmd, const struct farm_inventory *inv, const char *inv_path,
+			   const struct farm_cmd_select *o, const struct farm_board **sel, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < o->n_boards; i++) {
+		if (farm_inventory_board(inv, o->boards[i]))
+			continue;
+		const char *ids[257];
+		size_t k = 0;
+		for (; k < inv->n_boards && k < 256; k++)
+			ids[k] = inv->boards[k].id;
+		ids[k] = NULL;
+		const char *dym = farm_did_you_mean(o->boards[i], ids);
+		fprintf(stderr, "mpfarm %s: --boards: no board \"%s\" in %s%s%s%s\n", cmd, o->boards[i],
+			inv_path, dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
+		return -1;
+	}
+	for (size_t i = 0; i < inv->n_boards; i++) {
+		const struct farm_board *b = &inv->boards[i];
+		int ok = 1;
+		if (o->n_boards) {
+			ok = 0;
+			for (size_t k = 0; k < o->n_boards; k++)
+				if (!strcmp(o->boards[k], b->id))
+					ok = 1;
+		}
+		for (size_t k = 0; ok && k < o->n_tags; k++)
+			if (!farm_board_has_tag(b, o->tags[k]))
+				ok = 0;
+		if (ok && o->n_ports) {
+			ok = 0;
+			for (size_t k = 0; k < o->n_ports; k++)
+				if (b->port && !strcmp(b->port, o->ports[k]))
+					ok = 1;
+		}
+		if (ok)
+			sel[(*n)++] = b;
+	}
+	return 0;
+}
+
+int farm_cmd_select_option(struct farm_cmd_select *s, int c, const char *arg)
+{
+	char ***v = c == 'b' ? &s->boards : c == 'T' ? &s->tags : c == 'P' ? &s->ports : NULL;
+	size_t *n = c == 'b' ? &s->n_boards : c == 'T' ? &s->n_tags : &s->n_ports;
+	if (!v)
+		return 0;
+	farm_strv_free(*v, *n);
+	*v = NULL;
+	*n = 0;
+	return farm_cmd_split_list(arg, v, n) ? -1 : 1;
+}
+
+void farm_cmd_select_free(struct farm_cmd_select *s)
+{
+	farm_strv_free(s->boards, s->n_boards);
+	farm_strv_free(s->tags, s->n_tags);
+	farm_strv_free(s->ports, s->n_ports);
+	memset(s, 0, sizeof *s);
 }

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cmd_common.h"
 #include "firmware.h"
+#include "fwget.h"
 #include "job.h"
 #include "junit.h"
 #include "lock.h"
@@ -26,12 +27,7 @@ struct run_opts {
 	const char *suites[MAX_SUITES];
 	size_t n_suites;
 	const char *report_dir;
-	char **boards;
-	size_t n_boards;
-	char **tags;
-	size_t n_tags;
-	char **ports;
-	size_t n_ports;
+	struct farm_cmd_select sel;  /* --boards, --tags, --port */
 	unsigned shard_k, shard_n; /* --shard K/N, 0/0 = all */
 	int verbose, quiet;
 	const char *lock_dir;
@@ -41,6 +37,8 @@ struct run_opts {
 	const char *json_events;
 	unsigned t_boot, t_test, t_board, t_stall, t_flash; /* --timeout overrides (ms), 0 = not given */
 	const char *reflash;       /* --reflash always|changed|never */
+	unsigned t_build;          /* --timeout build=S */
+	struct farm_cmd_fw_opts fw; /* --ref, --cache-dir, --build-jobs, --offline */
 };
 
 /* --timeout boot=S,test=S,board=S,stall=S (seconds; CLI beats board and inventory). */
@@ -60,10 +58,11 @@ static int parse_timeouts(struct run_opts *o, const char *arg)
 			*eq = '\0';
 			dst = !strcmp(items[i], "boot") ? &o->t_boot : !strcmp(items[i], "test") ? &o->t_test
 			      : !strcmp(items[i], "board") ? &o->t_board : !strcmp(items[i], "stall") ? &o->t_stall
-			      : !strcmp(items[i], "flash") ? &o->t_flash : NULL;
+			      : !strcmp(items[i], "flash") ? &o->t_flash
+			      : !strcmp(items[i], "build") ? &o->t_build : NULL;
 		}
 		if (!dst || !end || *end || secs < 0.1 || secs > 7 * 86400) {
-			fprintf(stderr, "mpfarm run: --timeout takes boot=S,test=S,flash=S,board=S,stall=S "
+			fprintf(stderr, "mpfarm run: --timeout takes boot=S,test=S,flash=S,build=S,board=S,stall=S "
 					"(seconds, 0.1..604800), got \"%s\"\n", arg);
 			rc = -1;
 			break;
@@ -93,6 +92,7 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 		{ "shard", required_argument, NULL, 'S' },
 		{ "board-timeout", required_argument, NULL, 'B' },
 		{ "reflash", required_argument, NULL, 'R' },
+		FARM_CMD_FW_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -120,16 +120,6 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			}
 			o->reflash = optarg;
 			break;
-		case 'b':
-			farm_strv_free(o->boards, o->n_boards);
-			if (farm_cmd_split_list(optarg, &o->boards, &o->n_boards))
-				return -1;
-			break;
-		case 'T':
-			farm_strv_free(o->tags, o->n_tags);
-			if (farm_cmd_split_list(optarg, &o->tags, &o->n_tags))
-				return -1;
-			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -144,11 +134,6 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			break;
 		case 'O':
 			if (parse_timeouts(o, optarg))
-				return -1;
-			break;
-		case 'P':
-			farm_strv_free(o->ports, o->n_ports);
-			if (farm_cmd_split_list(optarg, &o->ports, &o->n_ports))
 				return -1;
 			break;
 		case 'S': {
@@ -186,8 +171,14 @@ static int parse_args(struct run_opts *o, int argc, char **argv)
 			o->wait_lock_ms = (int)ms;
 			break;
 		}
-		default:
+		default: {
+			int r = farm_cmd_select_option(&o->sel, c, optarg);
+			if (r == 0)
+				r = farm_cmd_fw_option(&o->fw, "run", c, optarg);
+			if (r == 1)
+				break;
 			return -1;
+		}
 		}
 	}
 	if (optind != argc) {
@@ -208,46 +199,12 @@ static int cmp_board_id(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-/* Boards selected by --boards, --tags (a board must carry every tag), --port
- * (any of the listed ports) and --shard. */
+/* Boards selected by --boards, --tags, --port (farm_cmd_select_boards) and --shard. */
 static int select_boards(const struct farm_inventory *inv, const struct run_opts *o,
 			 const struct farm_board **sel, size_t *n, size_t *n_unsharded)
 {
-	*n = 0;
-	for (size_t i = 0; i < o->n_boards; i++) {
-		if (farm_inventory_board(inv, o->boards[i]))
-			continue;
-		const char *ids[257];
-		size_t k = 0;
-		for (; k < inv->n_boards && k < 256; k++)
-			ids[k] = inv->boards[k].id;
-		ids[k] = NULL;
-		const char *dym = farm_did_you_mean(o->boards[i], ids);
-		fprintf(stderr, "mpfarm run: --boards: no board \"%s\" in %s%s%s%s\n", o->boards[i],
-			o->inventory, dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
+	if (farm_cmd_select_boards("run", inv, o->inventory, &o->sel, sel, n))
 		return -1;
-	}
-	for (size_t i = 0; i < inv->n_boards; i++) {
-		const struct farm_board *b = &inv->boards[i];
-		int ok = 1;
-		if (o->n_boards) {
-			ok = 0;
-			for (size_t k = 0; k < o->n_boards; k++)
-				if (!strcmp(o->boards[k], b->id))
-					ok = 1;
-		}
-		for (size_t k = 0; ok && k < o->n_tags; k++)
-			if (!farm_board_has_tag(b, o->tags[k]))
-				ok = 0;
-		if (ok && o->n_ports) {
-			ok = 0;
-			for (size_t k = 0; k < o->n_ports; k++)
-				if (b->port && !strcmp(b->port, o->ports[k]))
-					ok = 1;
-		}
-		if (ok)
-			sel[(*n)++] = b;
-	}
 	*n_unsharded = *n;
 	if (o->shard_n) {
 		/* Deterministic and balanced: order the selection by board id and deal
@@ -300,6 +257,7 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	struct farm_suite *suites[MAX_SUITES] = { 0 };
 	const struct farm_board **sel = NULL;
 	struct farm_fwplan *plan = NULL;
+	struct farm_fwget *got = NULL;
 	struct farm_run_result result = { 0 };
 	struct farm_err e = { 0 };
 	int ret = FARM_EXIT_USAGE;
@@ -308,8 +266,10 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 	if (parse_args(&o, argc, argv)) {
 		fprintf(stderr, "usage: mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR]\n"
 				"       [--boards ID,...] [--tags TAG,...] [--port PORT,...] [--shard K/N]\n"
-				"       [--jobs N] [--board-timeout SECS] [--timeout boot=S,test=S,flash=S,board=S,stall=S]\n"
+				"       [--jobs N] [--board-timeout SECS]\n"
+				"       [--timeout boot=S,test=S,flash=S,build=S,board=S,stall=S]\n"
 				"       [--reflash always|changed|never]\n"
+				"       [--ref REF] [--build-jobs N] [--cache-dir DIR] [--offline]\n"
 				"       [--json-events FILE|-]\n"
 				"       [--lock-dir DIR] [--wait-lock SECS] [-v] [-q]\n");
 		goto out;
@@ -353,10 +313,23 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			o.inventory);
 		goto out;
 	}
+	int no_flash = o.reflash && !strcmp(o.reflash, "never");
+	struct farm_ui ui;
+	farm_ui_init(&ui, o.json_events && !strcmp(o.json_events, "-") ? stderr : stdout, o.verbose,
+		     o.quiet);
+	/* The firmware phase: downloads and builds, before any board is touched. */
+	if (!no_flash) {
+		o.fw.build_timeout_ms = o.t_build;
+		int fr = farm_cmd_fw_get(&got, "run", inv, sel, n_sel, &o.fw, cli->cancel, &ui);
+		if (fr) {
+			ret = fr;
+			goto out;
+		}
+	}
 	/* Every image is loaded, checked and matched to its board before any board is touched. */
 	{
 		struct farm_diags d = { 0 };
-		struct farm_fwplan_opts po = { .no_flash = o.reflash && !strcmp(o.reflash, "never") };
+		struct farm_fwplan_opts po = { .no_flash = no_flash, .got = got };
 		int prc = farm_fwplan_make(&plan, inv, sel, n_sel, &po, &d, &e);
 		if (prc) {
 			if (d.n)
@@ -407,12 +380,16 @@ int farm_cmd_run(const struct farm_cli *cli, int argc, char **argv)
 			goto out;
 		}
 	}
-	struct farm_ui ui;
-	farm_ui_init(&ui, json_stdout ? stderr : stdout, o.verbose, o.quiet);
 	result.name = strdup(inv->name ? inv->name : "mpfarm");
 	/* Every selected board gets its entry up front: nothing is lost if we stop early. */
 	for (size_t i = 0; i < n_sel; i++)
 		if (!farm_run_add_board(&result, sel[i]->id)) {
+			ret = FARM_EXIT_INFRA;
+			goto out;
+		}
+	/* each fetched or built board's firmware testcase comes first */
+	for (size_t i = 0; i < n_sel; i++)
+		if (farm_fwget_add_case(farm_fwget_board(got, sel[i]->id), &result.boards[i])) {
 			ret = FARM_EXIT_INFRA;
 			goto out;
 		}
@@ -492,11 +469,10 @@ out:
 		farm_suite_free(suites[i]);
 	free(sel);
 	farm_fwplan_free(plan);
+	farm_fwget_free(got);
 	farm_inventory_free(inv);
 	farm_run_result_free(&result);
-	farm_strv_free(o.boards, o.n_boards);
-	farm_strv_free(o.tags, o.n_tags);
-	farm_strv_free(o.ports, o.n_ports);
+	farm_cmd_select_free(&o.sel);
 	if (json)
 		fclose(json);
 	return ret;

@@ -3,6 +3,7 @@
 #include "probesrv.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,31 @@ static int dry_configure(const struct runner_ops *ops, const struct farm_board *
 	return rc;
 }
 
+/* A problem of one board: for an image the firmware phase made, the board's
+ * own failure (its tests are skipped, the others go on); for a file: image,
+ * bad input for the whole plan. */
+static void board_problem(struct farm_fw_board *fb, struct farm_diags *d, const char *file,
+			  unsigned line, unsigned col, const char *hint, const char *fmt, ...)
+	FARM_PRINTF(7, 8);
+static void board_problem(struct farm_fw_board *fb, struct farm_diags *d, const char *file,
+			  unsigned line, unsigned col, const char *hint, const char *fmt, ...)
+{
+	char msg[FARM_ERR_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fb->runner = NULL;
+	if (!fb->got) {
+		farm_diags_add(d, file, line, col, hint, "%s", msg);
+		return;
+	}
+	if (hint)
+		snprintf(fb->error, sizeof fb->error, "%.300s (%.200s)", msg, hint);
+	else
+		snprintf(fb->error, sizeof fb->error, "%s", msg);
+}
+
 static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const struct farm_inventory *inv,
 		       const struct farm_fwplan_opts *o, size_t cap, struct farm_diags *d)
 {
@@ -259,34 +285,45 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 		}
 		tl = t->line;
 		tc = t->col;
-		if (t->source != FARM_FW_FILE) {
-			farm_diags_add(d, file, tl, tc, "use file: PATH for now",
-				       "board %s: %s: firmware sources are not supported by this mpfarm "
-				       "yet", b->id, t->source == FARM_FW_FETCH ? "fetch" : "build");
-			return;
-		}
-		path = t->n_parts ? "files:" : farm_kv_get(t->opts, t->n_opts, "path");
-		if (!path)
-			return; /* already reported by the inventory loader */
-		fmt = t->format ? farm_image_format_parse(t->format) : FARM_IMG_UNKNOWN;
-		base = t->base;
 		identity = t->identity;
-		if (fmt == FARM_IMG_BIN && !t->has_base) {
+		if (t->source != FARM_FW_FILE) {
+			fb->got = o && o->got ? farm_fwget_board(o->got, b->id) : NULL;
+			if (!fb->got) {
+				farm_diags_add(d, file, tl, tc, "use mpfarm run or mpfarm firmware",
+					       "board %s: %s: firmware sources need the firmware phase",
+					       b->id, t->source == FARM_FW_FETCH ? "fetch" : "build");
+				return;
+			}
+			if (fb->got->failed) {
+				snprintf(fb->error, sizeof fb->error, "%s", fb->got->message);
+				return;
+			}
+			path = fb->got->path;
+			fmt = farm_image_format_parse(fb->got->format);
+			base = fb->got->base;
+		} else {
+			path = t->n_parts ? "files:" : farm_kv_get(t->opts, t->n_opts, "path");
+			if (!path)
+				return; /* already reported by the inventory loader */
+			fmt = t->format ? farm_image_format_parse(t->format) : FARM_IMG_UNKNOWN;
+			base = t->base;
+		}
+		if (fmt == FARM_IMG_BIN && !t->has_base && !(fb->got && fb->got->has_base)) {
 			farm_diags_add(d, file, tl, tc, "add base: 0x... (the load address)",
 				       "board %s: a raw binary image needs base:", b->id);
 			return;
 		}
 	}
-	fb->image = get_image(p, path, fmt, base, fb->target, identity, cap, &e);
+	fb->image = get_image(p, path, fmt, base, fb->got ? NULL : fb->target, identity, cap, &e);
 	if (!fb->image) {
-		farm_diags_add(d, file, tl, tc, "fix or replace the image; the board was not touched",
-			       "board %s: %s", b->id, e.msg);
+		board_problem(fb, d, file, tl, tc, "fix or replace the image; the board was not touched",
+			      "board %s: %s", b->id, e.msg);
 		return;
 	}
 	path = fb->image->path;
 	const struct farm_image *img = fb->image->img;
 	if (runner_select(&fb->runner, b, img->format, &e)) {
-		farm_diags_add(d, file, fl, fc, NULL, "%s", e.msg);
+		board_problem(fb, d, file, fl, fc, NULL, "%s", e.msg);
 		return;
 	}
 	if (!fb->runner)
@@ -308,16 +345,14 @@ static void plan_board(struct farm_fwplan *p, struct farm_fw_board *fb, const st
 		return;
 	}
 	if (farm_flashmap_check(fb->map, img, 0, &e)) {
-		farm_diags_add(d, file, tl, tc, "the image is not for this board; it was not touched",
-			       "board %s: firmware %s does not fit: %s", b->id, path, e.msg);
-		fb->runner = NULL;
+		board_problem(fb, d, file, tl, tc, "the image is not for this board; it was not touched",
+			      "board %s: firmware %s does not fit: %s", b->id, path, e.msg);
 		return;
 	}
 	if (img->has_family && fb->map->uf2_family && img->uf2_family != fb->map->uf2_family) {
-		farm_diags_add(d, file, tl, tc, "the image is built for another MCU family",
-			       "board %s: firmware %s has UF2 family 0x%08x, %s is 0x%08x", b->id,
-			       path, img->uf2_family, fb->map->family, fb->map->uf2_family);
-		fb->runner = NULL;
+		board_problem(fb, d, file, tl, tc, "the image is built for another MCU family",
+			      "board %s: firmware %s has UF2 family 0x%08x, %s is 0x%08x", b->id,
+			      path, img->uf2_family, fb->map->family, fb->map->uf2_family);
 		return;
 	}
 	if (dry_configure(fb->runner, b, inv, fb->map, &e)) {

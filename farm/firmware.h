@@ -21,6 +21,7 @@
 
 #include "diag.h"
 #include "err.h"
+#include "fwget.h"
 #include "image.h"
 #include "inventory.h"
 #include "runner.h"
@@ -41,6 +42,11 @@ struct farm_fw_board {
 	const struct runner_ops *runner;     /* NULL: the board is not flashed */
 	const struct farm_fw_image *image;   /* NULL: not flashed */
 	const struct farm_flashmap *map;     /* from board->mcu, may be NULL */
+	/* fetch:/build: boards: what the firmware phase got (NULL otherwise), and
+	 * why this board cannot be flashed ("" = it can): the board's tests are
+	 * then skipped, the other boards carry on. */
+	const struct farm_fwget_board *got;
+	char error[FARM_ERR_MSG_MAX];
 };
 
 struct farm_fwplan {
@@ -56,6 +62,9 @@ struct farm_fwplan_opts {
 	enum farm_image_format override_format; /* UNKNOWN = detect */
 	unsigned long override_base;            /* for raw bin */
 	int no_flash;                           /* plan nothing (flashing disabled) */
+	/* The firmware phase's result for fetch: and build: entries; NULL = such
+	 * entries are a problem (the command has no firmware phase). */
+	const struct farm_fwget *got;
 };
 
 /* Plan boards[0..n). Problems are added to d (file:line:col of the

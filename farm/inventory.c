@@ -41,9 +41,9 @@ static const char *const part_keys[] = { "path", "offset", NULL };
 static const char *const image_formats[] = { "ihex", "uf2", "dfuse", "elf", "bin", NULL };
 static const char *const match_keys[] = { "port", "board", "variant", NULL };
 static const char *const fetch_keys[] = { "url", "sha256", "sha256_waived", "timeout", "retries",
-					   "max_size", NULL };
+					   "max_size", "version", NULL };
 static const char *const build_keys[] = { "repo", "ref", "port", "board", "variant", "command",
-					   "artifact", NULL };
+					   "artifact", "submodules", NULL };
 
 static const char *const ports[] = { "rp2", "stm32", "esp32", "esp8266", "nrf", "samd",
 				      "mimxrt", "renesas-ra", "cc3200", "unix", NULL };
@@ -1021,6 +1021,93 @@ static void load_parts(struct vctx *c, const struct farm_ynode *n, const struct 
 	}
 }
 
+/* A relative path inside the source tree: no "..", not absolute, printable. */
+static int tree_path_ok(const char *p)
+{
+	if (!*p || *p == '/')
+		return 0;
+	for (const char *q = p; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			return 0;
+	for (const char *q = p; q; q = strchr(q, '/')) {
+		if (*q == '/')
+			q++;
+		if (!strncmp(q, "..", 2) && (q[2] == '/' || !q[2]))
+			return 0;
+	}
+	return 1;
+}
+
+/* build: command: (argv list, or one string split at blanks: no shell) and
+ * submodules: (paths in the tree); artifact: must stay inside the tree. */
+static void load_build_lists(struct vctx *c, const struct farm_ynode *s, const char *where,
+			     struct farm_fw_target *t)
+{
+	char what[WHAT_MAX], qv[QUOTE_MAX];
+	const struct farm_ynode *cn = present(s, "command"), *sn = present(s, "submodules");
+	if (cn) {
+		join(what, sizeof what, where, "command");
+		char **v = NULL;
+		size_t n = 0;
+		int rc = farm_yget_strlist(c->doc, cn, what, FARM_INVENTORY_MAX_ARGS, &v, &n, c->d);
+		if (rc == FARM_ENOMEM)
+			c->oom = 1;
+		if (rc == 0 && cn->kind == FARM_YSCALAR && n == 1) {
+			/* one string: words split at blanks, never given to a shell */
+			char *line = v[0];
+			free(v);
+			v = NULL;
+			n = 0;
+			for (char *tok = line; *tok;) {
+				while (*tok == ' ' || *tok == '\t')
+					tok++;
+				if (!*tok)
+					break;
+				size_t len = strcspn(tok, " \t");
+				char **nv = realloc(v, (n + 1) * sizeof *v);
+				char *word = nv ? strndup(tok, len) : NULL;
+				if (nv)
+					v = nv;
+				if (!word || n == FARM_INVENTORY_MAX_ARGS) {
+					c->oom = !word;
+					if (word)
+						problem(c, cn, "use fewer arguments", "%s has more than %d words",
+							what, FARM_INVENTORY_MAX_ARGS);
+					free(word);
+					break;
+				}
+				v[n++] = word;
+				tok += len;
+			}
+			free(line);
+		}
+		if (rc == 0 && n == 0)
+			problem(c, cn, "e.g. command: [make, -C, ports/rp2, BOARD=RPI_PICO]",
+				"%s is empty", what);
+		t->command = v;
+		t->n_command = n;
+	}
+	if (sn) {
+		join(what, sizeof what, where, "submodules");
+		int rc = farm_yget_strlist(c->doc, sn, what, FARM_INVENTORY_MAX_ARGS, &t->submodules,
+					   &t->n_submodules, c->d);
+		if (rc == FARM_ENOMEM)
+			c->oom = 1;
+		for (size_t i = 0; rc == 0 && i < t->n_submodules; i++)
+			if (!tree_path_ok(t->submodules[i]))
+				problem(c, list_item(sn, i), "name it as in .gitmodules, e.g. lib/pico-sdk",
+					"%s: %s is not a path inside the source tree", what,
+					quote(t->submodules[i], qv, sizeof qv));
+		t->has_submodules = rc == 0;
+	}
+	const char *art = farm_kv_get(t->opts, t->n_opts, "artifact");
+	if (art && !tree_path_ok(art))
+		problem(c, present(s, "artifact"),
+			"give a path relative to the port directory, e.g. build-RPI_PICO/firmware.uf2",
+			"%s.artifact: %s is not a path inside the source tree", where,
+			quote(art, qv, sizeof qv));
+}
+
 static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 			struct farm_fw_target *t, const char **ids, size_t n_ids)
 {
@@ -1031,6 +1118,7 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		{ "timeout", OPT_INT, 0, 1, 3600 },
 		{ "retries", OPT_INT, 0, 0, 10 },
 		{ "max_size", OPT_INT, 0, 1, 1L << 30 },
+		{ "version", OPT_STR, 0, 0, 0 },
 		{ NULL, OPT_STR, 0, 0, 0 },
 	};
 	static const struct opt_spec build_spec[] = {
@@ -1039,7 +1127,6 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		{ "port", OPT_PORT, 0, 0, 0 },
 		{ "board", OPT_STR, 0, 0, 0 },
 		{ "variant", OPT_STR, 0, 0, 0 },
-		{ "command", OPT_STR, 0, 0, 0 },
 		{ "artifact", OPT_STR, 0, 0, 0 },
 		{ NULL, OPT_STR, 0, 0, 0 },
 	};
@@ -1151,6 +1238,10 @@ static void load_target(struct vctx *c, const struct farm_ynode *n, size_t idx,
 		return;
 	farm_ycheck_keys(c->doc, s, first == 1 ? fetch_keys : build_keys, w, c->d);
 	load_opts(c, s, w, first == 1 ? fetch_spec : build_spec, &t->opts, &t->n_opts);
+	if (first == 2) {
+		load_build_lists(c, s, w, t);
+		return;
+	}
 	if (first == 1) {
 		const char *url = farm_kv_get(t->opts, t->n_opts, "url");
 		const char *waived = farm_kv_get(t->opts, t->n_opts, "sha256_waived");
@@ -1371,6 +1462,8 @@ void farm_inventory_free(struct farm_inventory *inv)
 		for (size_t j = 0; j < t->n_parts; j++)
 			free(t->parts[j].path);
 		free(t->parts);
+		farm_strv_free(t->command, t->n_command);
+		farm_strv_free(t->submodules, t->n_submodules);
 	}
 	free(inv->targets);
 	free(inv->path);

@@ -97,6 +97,7 @@ struct farm_probe {
 enum farm_fw_source { FARM_FW_FILE, FARM_FW_FETCH, FARM_FW_BUILD };
 
 #define FARM_INVENTORY_MAX_PARTS 16     /* entries in a firmware entry's files: */
+#define FARM_INVENTORY_MAX_ARGS 64      /* words of a build command:, entries of submodules: */
 
 /* One raw binary of a files: list, placed at a flash offset. */
 struct farm_fw_part {
@@ -109,8 +110,9 @@ struct farm_fw_part {
  * opts by source (values are the validated scalar text; booleans are "true"
  * or "false", integers in decimal, sha256 in lower case):
  *   FARM_FW_FILE:  path
- *   FARM_FW_FETCH: url, sha256, sha256_waived, timeout (s), retries, max_size (bytes)
- *   FARM_FW_BUILD: repo, ref, port, board, variant, command, artifact */
+ *   FARM_FW_FETCH: url, sha256, sha256_waived, timeout (s), retries, max_size (bytes), version
+ *   FARM_FW_BUILD: repo, ref, port, board, variant, artifact (command and
+ *                  submodules are the lists below) */
 struct farm_fw_target {
 	char **boards;         /* board ids this target applies to (may be empty) */
 	size_t n_boards;
@@ -126,6 +128,13 @@ struct farm_fw_target {
 	 * binaries loaded into one image, each at its offset (ESP flash sets). */
 	struct farm_fw_part *parts;
 	size_t n_parts;
+	/* build: command: argv (NULL = the port's default) and submodules:
+	 * (has_submodules: given, maybe empty; else read from the port's Makefile). */
+	char **command;
+	size_t n_command;
+	char **submodules;
+	size_t n_submodules;
+	int has_submodules;
 	unsigned line, col;
 };
 

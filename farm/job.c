@@ -551,7 +551,13 @@ int farm_job_run(const struct farm_job *job, const struct farm_job_sink *sink, s
 
 	struct farm_lock *lock = NULL;
 	struct farm_emu *emu = NULL;
-	if (!interrupted(job) && job->lock_dir)
+	if (job->fw && job->fw->error[0]) {
+		/* no image for it: the board is left alone, its tests are skipped */
+		st.busy = 1;
+		snprintf(st.gone_why, sizeof st.gone_why, "no firmware: %.480s", job->fw->error);
+		sink->phase(sp, "firmware", st.gone_why);
+	}
+	if (!interrupted(job) && job->lock_dir && !st.busy)
 		lock = take_board_lock(&st);
 	int go = !interrupted(job) && !st.busy && !st.gone; /* an interrupted run starts nothing new */
 	if (go && b->emulator.present) {

@@ -9,8 +9,8 @@
  *   - testsuite attributes name, tests, failures, errors, skipped, time,
  *     timestamp (ISO 8601 "YYYY-MM-DDTHH:MM:SS", no zone, as the schemas
  *     require), hostname, id (board index), package (farm name, if any);
- *   - a testcase holds at most one of <failure>, <error>, <skipped>, then its
- *     own <system-out>;
+ *   - a testcase holds its <properties> (if any, as pytest writes them), at
+ *     most one of <failure>, <error>, <skipped>, then its own <system-out>;
  *   - times are seconds with a '.' decimal point and three decimals, formatted
  *     from integer milliseconds so LC_NUMERIC cannot turn them into "1,500".
  *
@@ -286,10 +286,11 @@ static int norm_timestamp(char out[20], const char *ts)
 	return 1;
 }
 
-static int put_property(struct farm_buf *out, const char *name, const char *value)
+static int put_property(struct farm_buf *out, const char *indent, const char *name,
+			const char *value)
 {
 	int rc;
-	TRY(farm_buf_puts(out, "      <property"));
+	TRY(farm_buf_printf(out, "%s<property", indent));
 	TRY(put_attr(out, "name", name ? name : ""));
 	TRY(put_attr(out, "value", value ? value : ""));
 	TRY(farm_buf_puts(out, "/>\n"));
@@ -367,11 +368,18 @@ static int put_case(struct farm_buf *out, const struct farm_case *c, size_t inde
 	TRY(farm_buf_puts(out, "\""));
 	TRY(put_attr(out, "name", name));
 	TRY(farm_buf_printf(out, " time=\"%s\"", secs));
-	if (c->verdict == FARM_PASS && !c->output) {
+	if (c->verdict == FARM_PASS && !c->output && !c->n_props) {
 		TRY(farm_buf_puts(out, "/>\n"));
 		goto out;
 	}
 	TRY(farm_buf_puts(out, ">\n"));
+	if (c->n_props) {
+		/* per-case properties, as pytest's record_property writes them */
+		TRY(farm_buf_puts(out, "      <properties>\n"));
+		for (size_t i = 0; i < c->n_props; i++)
+			TRY(put_property(out, "        ", c->props[i].name, c->props[i].value));
+		TRY(farm_buf_puts(out, "      </properties>\n"));
+	}
 	if (c->verdict != FARM_PASS)
 		TRY(put_outcome(out, c));
 	if (c->output) {
@@ -413,11 +421,11 @@ static int put_board(struct farm_buf *out, const struct farm_board_result *b, si
 		TRY(put_attr(out, "package", package));
 	TRY(farm_buf_puts(out, ">\n    <properties>\n"));
 	for (size_t i = 0; i < b->n_props; i++)
-		TRY(put_property(out, b->props[i].name, b->props[i].value));
+		TRY(put_property(out, "      ", b->props[i].name, b->props[i].value));
 	if (b->log_path)
-		TRY(put_property(out, "log_path", b->log_path));
+		TRY(put_property(out, "      ", "log_path", b->log_path));
 	if (b->timestamp && !ts_ok) /* not ISO 8601 UTC: keep it, outside the schema */
-		TRY(put_property(out, "timestamp", b->timestamp));
+		TRY(put_property(out, "      ", "timestamp", b->timestamp));
 	TRY(farm_buf_puts(out, "    </properties>\n"));
 	for (size_t i = 0; i < b->n_cases; i++)
 		TRY(put_case(out, &b->cases[i], i, board));

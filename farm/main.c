@@ -24,9 +24,17 @@ static const struct farm_command commands[] = {
 	{ "run", farm_cmd_run, "flash, boot and test every selected board; write a JUnit report",
 	  "mpfarm run -i INVENTORY -s SUITE [-s SUITE...] [-o REPORT_DIR] [--boards ID,...]\n"
 	  "           [--tags TAG,...] [--port PORT,...] [--shard K/N] [--jobs N]\n"
-	  "           [--board-timeout SECS] [--timeout boot=S,test=S,flash=S,board=S,stall=S]\n"
+	  "           [--board-timeout SECS] [--timeout boot=S,test=S,flash=S,build=S,board=S,stall=S]\n"
 	  "           [--reflash always|changed|never] [--json-events FILE|-] [--lock-dir DIR]\n"
-	  "           [--wait-lock SECS] [-v] [-q]" },
+	  "           [--wait-lock SECS] [--ref REF] [--build-jobs N] [--cache-dir DIR] [--offline]\n"
+	  "           [-v] [-q]" },
+	{ "firmware", farm_cmd_firmware, "download and build the firmware of the selected boards (cached)",
+	  "mpfarm firmware -i INVENTORY [--boards ID,...] [--tags TAG,...] [--port PORT,...]\n"
+	  "           [--ref REF] [--build-jobs N] [--cache-dir DIR] [--offline]\n"
+	  "           [--timeout SECS] [-o REPORT_DIR] [-q]" },
+	{ "cache", farm_cmd_cache, "list or prune the firmware cache",
+	  "mpfarm cache list [--cache-dir DIR] [--json]\n"
+	  "       mpfarm cache prune --keep-days N [--cache-dir DIR]" },
 	{ "flash", farm_cmd_flash, "flash one board with a firmware file and check it runs it",
 	  "mpfarm flash BOARD_ID -i INVENTORY FIRMWARE [--format ihex|uf2|dfuse|elf|bin]\n"
 	  "           [--base ADDRESS] [--lock-dir DIR] [--wait-lock SECS] [-q]" },

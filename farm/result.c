@@ -58,38 +58,48 @@ struct farm_board_result *farm_run_add_board(struct farm_run_result *r, const ch
 	return b;
 }
 
-int farm_board_add_prop(struct farm_board_result *b, const char *name, const char *value)
+/* Set name=value in a property list (a name set before gets the new value). */
+static int prop_set(struct farm_prop **props, size_t *n_props, const char *name, const char *value)
 {
 	char *n = NULL, *v = NULL;
-	int rc = FARM_EINVAL;
-	if (!b)
-		goto out;
-	rc = FARM_ENOMEM;
+	int rc = FARM_ENOMEM;
 	if (dup_str(&n, name) || dup_str(&v, value))
 		goto out;
-	for (size_t i = 0; n && i < b->n_props; i++)
-		if (!strcmp(b->props[i].name, n)) {
+	for (size_t i = 0; n && i < *n_props; i++)
+		if (!strcmp((*props)[i].name, n)) {
 			/* a later value replaces the earlier one (e.g. after a reflash) */
-			free(b->props[i].value);
-			b->props[i].value = v;
+			free((*props)[i].value);
+			(*props)[i].value = v;
 			v = NULL;
 			rc = 0;
 			goto out;
 		}
-	void *arr = b->props;
-	struct farm_prop *p = append_slot(&arr, b->n_props, sizeof *p);
-	b->props = arr;
+	void *arr = *props;
+	struct farm_prop *p = append_slot(&arr, *n_props, sizeof *p);
+	*props = arr;
 	if (!p)
 		goto out;
 	p->name = n;
 	p->value = v;
 	n = v = NULL;
-	b->n_props++;
+	(*n_props)++;
 	rc = 0;
 out:
 	free(n);
 	free(v);
 	return rc;
+}
+
+int farm_board_add_prop(struct farm_board_result *b, const char *name, const char *value)
+{
+	return b ? prop_set(&b->props, &b->n_props, name, value) : FARM_EINVAL;
+}
+
+int farm_case_add_prop(struct farm_case *c, const char *name, const char *value)
+{
+	if (!c)
+		return FARM_EINVAL;
+	return value ? prop_set(&c->props, &c->n_props, name, value) : 0;
 }
 
 struct farm_case *farm_board_add_case(struct farm_board_result *b, const char *suite,
@@ -219,6 +229,11 @@ static void case_free(struct farm_case *c)
 	free(c->type);
 	free(c->detail);
 	free(c->output);
+	for (size_t i = 0; i < c->n_props; i++) {
+		free(c->props[i].name);
+		free(c->props[i].value);
+	}
+	free(c->props);
 }
 
 static void board_free(struct farm_board_result *b)

@@ -13,6 +13,11 @@ enum farm_verdict {
 	FARM_SKIP,   /* not run, with a reason: <skipped> */
 };
 
+struct farm_prop {
+	char *name;
+	char *value;
+};
+
 struct farm_case {
 	char *suite;       /* suite name (JUnit classname = "<suite>.<board>") */
 	char *name;
@@ -22,11 +27,8 @@ struct farm_case {
 	char *type;        /* failure/error type, e.g. "output-mismatch", "timeout" */
 	char *detail;      /* body: expected vs actual, traceback */
 	char *output;      /* what the board printed (stdout + traceback) */
-};
-
-struct farm_prop {
-	char *name;
-	char *value;
+	struct farm_prop *props; /* the case's own properties (e.g. the firmware's commit) */
+	size_t n_props;
 };
 
 struct farm_board_result {
@@ -60,6 +62,8 @@ struct farm_totals {
 struct farm_board_result *farm_run_add_board(struct farm_run_result *r, const char *board_id);
 /* Set a property; a name set before gets the new value (last wins). */
 int farm_board_add_prop(struct farm_board_result *b, const char *name, const char *value);
+/* Add a property to a case (value NULL: nothing added). */
+int farm_case_add_prop(struct farm_case *c, const char *name, const char *value);
 struct farm_case *farm_board_add_case(struct farm_board_result *b, const char *suite,
 				      const char *name);
 /* Set verdict and message (copied; printf-style). */

@@ -42,7 +42,7 @@ TIMESTAMP_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{
 # Child order inside a <testsuite>: each child's rank must not go down.
 SUITE_CHILD_RANK = {"properties": 0, "testcase": 1, "system-out": 2, "system-err": 3}
 CASE_OUTCOMES = ("failure", "error", "skipped")
-CASE_OTHER_CHILDREN = ("system-out", "system-err")
+CASE_OTHER_CHILDREN = ("system-out", "system-err", "properties")
 
 VERDICT_OF_OUTCOME = {None: "pass", "failure": "fail", "error": "error", "skipped": "skip"}
 COUNTER_OF_VERDICT = {"fail": "failures", "error": "errors", "skip": "skipped"}

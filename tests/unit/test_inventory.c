@@ -219,8 +219,14 @@ static void test_good(void)
 	CU_ASSERT_STRING_EQUAL(kv(t->opts, t->n_opts, "repo"), "https://github.com/micropython/micropython.git");
 	CU_ASSERT_STRING_EQUAL(kv(t->opts, t->n_opts, "ref"), "v1.24.0");
 	CU_ASSERT_STRING_EQUAL(kv(t->opts, t->n_opts, "port"), "rp2");
-	CU_ASSERT_STRING_EQUAL(kv(t->opts, t->n_opts, "command"), "make -C ports/rp2");
-	CU_ASSERT_EQUAL(t->n_opts, 6);
+	/* command: one string is split into words, never given to a shell */
+	CU_ASSERT_PTR_NULL(kv(t->opts, t->n_opts, "command"));
+	CU_ASSERT_EQUAL_FATAL(t->n_command, 3);
+	CU_ASSERT_STRING_EQUAL(t->command[0], "make");
+	CU_ASSERT_STRING_EQUAL(t->command[1], "-C");
+	CU_ASSERT_STRING_EQUAL(t->command[2], "ports/rp2");
+	CU_ASSERT_FALSE(t->has_submodules);
+	CU_ASSERT_EQUAL(t->n_opts, 5);
 	farm_inventory_free(inv);
 }
 
@@ -477,6 +483,46 @@ static void test_firmware_shape(void)
 	farm_diags_free(&d);
 }
 
+/* build: command as a list or one string (split, no shell), submodules:,
+ * and paths that would leave the source tree. */
+static void test_build_lists(void)
+{
+	static const char good[] =
+		"boards:\n  - {id: pico-1, port: rp2, board: RPI_PICO, serial: {path: /dev/ttyACM0}}\n"
+		"firmware:\n"
+		"  - boards: [pico-1]\n"
+		"    build:\n"
+		"      repo: /srv/micropython\n"
+		"      ref: master\n"
+		"      command: [make, -C, ports/rp2, 'BOARD={board}', 'CFLAGS_EXTRA=-DX=\"a b\"']\n"
+		"      submodules: [lib/pico-sdk, lib/tinyusb]\n";
+	struct farm_diags d = { 0 };
+	struct farm_err e = { 0 };
+	struct farm_inventory *inv = NULL;
+	CU_ASSERT_EQUAL_FATAL(farm_inventory_load_buf(&inv, "b.yaml", good, sizeof good - 1, &d, &e), 0);
+	const struct farm_fw_target *t = &inv->targets[0];
+	CU_ASSERT_EQUAL_FATAL(t->n_command, 5);
+	CU_ASSERT_STRING_EQUAL(t->command[3], "BOARD={board}");
+	CU_ASSERT_STRING_EQUAL(t->command[4], "CFLAGS_EXTRA=-DX=\"a b\"");
+	CU_ASSERT_TRUE(t->has_submodules);
+	CU_ASSERT_EQUAL_FATAL(t->n_submodules, 2);
+	CU_ASSERT_STRING_EQUAL(t->submodules[1], "lib/tinyusb");
+	farm_inventory_free(inv);
+	farm_diags_free(&d);
+
+	static const char bad[] =
+		"boards:\n  - {id: pico-1, port: rp2, board: RPI_PICO, serial: {path: /dev/ttyACM0}}\n"
+		"firmware:\n"
+		"  - boards: [pico-1]\n"
+		"    build: {repo: /srv/mp, ref: master, artifact: ../../etc/passwd, submodules: [lib/ok, /abs, a/../../b], command: []}\n";
+	load_bad_buf(bad, sizeof bad - 1, &d);
+	CU_ASSERT_TRUE(expect_diag(&d, 5, 90, "firmware[0].build.submodules: \"/abs\" is not a path inside the source tree", "lib/pico-sdk"));
+	CU_ASSERT_TRUE(expect_diag(&d, 5, 96, "firmware[0].build.submodules: \"a/../../b\" is not a path inside the source tree", NULL));
+	CU_ASSERT_TRUE(expect_diag(&d, 5, 51, "firmware[0].build.artifact: \"../../etc/passwd\" is not a path inside the source tree", "relative to the port directory"));
+	CU_ASSERT_TRUE(expect_diag(&d, 5, 117, "firmware[0].build.command is empty", NULL));
+	farm_diags_free(&d);
+}
+
 static void test_emulator_rules(void)
 {
 	struct farm_diags d = { 0 };
@@ -667,6 +713,7 @@ int cu_register(void)
 		{ "wrong types", test_wrong_types },
 		{ "serial forms", test_serial_forms },
 		{ "firmware shape", test_firmware_shape },
+		{ "build command and submodules", test_build_lists },
 		{ "emulator rules", test_emulator_rules },
 		{ "YAML problems", test_yaml_problems_reported },
 		{ "100 MB file", test_huge_file },
