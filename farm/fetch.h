@@ -27,6 +27,8 @@
 
 #define FARM_FETCH_URL_MAX 2048
 #define FARM_FETCH_DEFAULT_MAX_BYTES (64ull << 20)
+#define FARM_FETCH_TEMPLATE_MAX FARM_FETCH_URL_MAX /* a URL template, in characters */
+#define FARM_FETCH_REDIRECTS_MAX 10                /* redirects followed (to http/https only) */
 
 struct farm_fetch_opts {
 	const char *url;           /* expanded; http://, https:// or file:// */
