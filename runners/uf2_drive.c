@@ -159,7 +159,7 @@ static void field(char *out, size_t cap, const char *s, size_t n)
 		s++;
 		n--;
 	}
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
 		n--;
 	size_t k = 0;
 	for (size_t i = 0; i < n && k + 1 < cap; i++)
@@ -247,10 +247,8 @@ static int read_attr(char *out, size_t cap, const char *dir, const char *name)
 	close(fd);
 	if (r < 0)
 		return -1;
-	field(out, cap, buf, (size_t)r);
-	char *nl = strchr(out, '\n');
-	if (nl)
-		*nl = '\0';
+	const char *nl = memchr(buf, '\n', (size_t)r);
+	field(out, cap, buf, nl ? (size_t)(nl - buf) : (size_t)r);
 	return 0;
 }
 
