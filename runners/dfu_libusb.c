@@ -127,9 +127,12 @@ int runner_dfu_find_device(struct farm_usbdev *out, const struct runner_dfu_find
 		.vid = f->vid, .pid = f->pid, .serial = f->serial, .location = f->location,
 	};
 	int rc = farm_usbdev_find(out, &m, e);
-	if (rc == FARM_EINVAL)
-		return farm_err_set(e, rc, "DFU device: %.380s (flash.dfu_serial or flash.location)",
-				    e->msg);
+	if (rc == FARM_EINVAL) {
+		char why[FARM_ERR_MSG_MAX];
+		snprintf(why, sizeof why, "%s", e->msg);
+		return farm_err_set(e, rc, "DFU device: %.400s (flash.dfu_serial or flash.location)",
+				    why);
+	}
 	if (rc < 0)
 		return farm_err_prefix(e, "DFU device");
 	return 0;
