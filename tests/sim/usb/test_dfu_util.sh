@@ -118,8 +118,10 @@ state_is "$U/dump/a.state" gone=1 unplugged=1
 ev_expect "$U/events.log" "a device gone (fault, request 61)" "a unplug /dev/bus/usb/001/002 (gone (fault))"
 grep -qi "LIBUSB_ERROR_NO_DEVICE\|No such device\|Error during" "$U/out" || { cat "$U/out"; fail "dfu-util did not see the unplug"; }
 
-# --- 8. the unplug as libusb's hotplug sees it (a remove uevent) -----------
-cat >"$WORK/hotplug.py" <<'PY'
+# --- 8./9. faults as the real libusb sees them ----------------------------
+# probe.py MODE: four GETSTATUS on the simulated 0483:DF11 with a 300 ms
+# timeout; "gone" also watches libusb hotplug events until the device leaves.
+cat >"$WORK/probe.py" <<'PY'
 import ctypes, sys, time
 usb = ctypes.CDLL("libusb-1.0.so.0")
 ctx = ctypes.c_void_p()
@@ -127,34 +129,11 @@ assert usb.libusb_init(ctypes.byref(ctx)) == 0
 events = []
 CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 cb = CB(lambda c, dev, ev, ud: events.append(ev) or 0)
-usb.libusb_hotplug_register_callback.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [
-    CB, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-h = ctypes.c_int()
-assert usb.libusb_hotplug_register_callback(ctx, 3, 1, 0x0483, 0xdf11, -1, cb, None, ctypes.byref(h)) == 0
-usb.libusb_open_device_with_vid_pid.restype = ctypes.c_void_p
-dh = usb.libusb_open_device_with_vid_pid(ctx, 0x0483, 0xdf11)
-assert dh, "cannot open the simulated device"
-usb.libusb_control_transfer.argtypes = [ctypes.c_void_p, ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint16,
-                                        ctypes.c_uint16, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_uint]
-buf = ctypes.create_string_buffer(6)
-rcs = [usb.libusb_control_transfer(dh, 0xA1, 3, 0, 0, buf, 6, 1000) for _ in range(4)]
-tv = (ctypes.c_long * 2)(0, 100000)
-t0 = time.time()
-while 2 not in events and time.time() - t0 < 5:
-    usb.libusb_handle_events_timeout_completed(ctx, tv, None)
-print("GETSTATUS results", rcs, "hotplug events", events)
-sys.exit(0 if rcs == [6, 6, 6, -4] and events == [1, 2] else 1)
-PY
-usim hotplug "a=dfuse:fault=gone@3" -- python3 "$WORK/hotplug.py" ||
-  { cat "$U/out"; fail "libusb did not see the unplug as NO_DEVICE and a hotplug LEFT event"; }
-ev_expect "$U/events.log" "a device gone (fault, request 4)" "a unplug"
-
-# --- 9. a stalled request and a device that stops answering, through libusb --
-cat >"$WORK/hang.py" <<'PY'
-import ctypes, sys
-usb = ctypes.CDLL("libusb-1.0.so.0")
-ctx = ctypes.c_void_p()
-assert usb.libusb_init(ctypes.byref(ctx)) == 0
+if sys.argv[1] == "gone":
+    usb.libusb_hotplug_register_callback.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [
+        CB, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    h = ctypes.c_int()
+    assert usb.libusb_hotplug_register_callback(ctx, 3, 1, 0x0483, 0xdf11, -1, cb, None, ctypes.byref(h)) == 0
 usb.libusb_open_device_with_vid_pid.restype = ctypes.c_void_p
 dh = usb.libusb_open_device_with_vid_pid(ctx, 0x0483, 0xdf11)
 assert dh, "cannot open the simulated device"
@@ -162,10 +141,19 @@ usb.libusb_control_transfer.argtypes = [ctypes.c_void_p, ctypes.c_uint8, ctypes.
                                         ctypes.c_uint16, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_uint]
 buf = ctypes.create_string_buffer(6)
 rcs = [usb.libusb_control_transfer(dh, 0xA1, 3, 0, 0, buf, 6, 300) for _ in range(4)]
-print("GETSTATUS results", rcs)
-sys.exit(0 if rcs == [-9, 6, -7, -7] else 1)   # PIPE, ok, TIMEOUT, TIMEOUT
+tv = (ctypes.c_long * 2)(0, 100000)
+t0 = time.time()
+while sys.argv[1] == "gone" and 2 not in events and time.time() - t0 < 5:
+    usb.libusb_handle_events_timeout_completed(ctx, tv, None)
+print("GETSTATUS results", rcs, "hotplug events", events)
+want = {"gone": ([6, 6, 6, -4], [1, 2]),      # NO_DEVICE; ARRIVED (enumerated), LEFT
+        "hang": ([-9, 6, -7, -7], [])}        # PIPE, ok, TIMEOUT, TIMEOUT
+sys.exit(0 if (rcs, events) == want[sys.argv[1]] else 1)
 PY
-usim hang "a=dfuse:fault=stall@1+hang@3" -- python3 "$WORK/hang.py" ||
+usim hotplug "a=dfuse:fault=gone@3" -- python3 "$WORK/probe.py" gone ||
+  { cat "$U/out"; fail "libusb did not see the unplug as NO_DEVICE and a hotplug LEFT event"; }
+ev_expect "$U/events.log" "a device gone (fault, request 4)" "a unplug"
+usim hang "a=dfuse:fault=stall@1+hang@3" -- python3 "$WORK/probe.py" hang ||
   { cat "$U/out"; fail "libusb did not see a STALL then timeouts"; }
 ev_expect "$U/events.log" "a stall (fault, request 1)" "a hang (fault, request 3 never completes)" \
   "a urb discarded by the host (timeout)" "a urb discarded by the host (timeout)"
