@@ -15,7 +15,10 @@
  * (farm_fetch_redact) and say what to do next. Credentials are never logged.
  *
  * The caller calls curl_global_init() once in main (farm_fetch_global_init)
- * before any thread or worker starts. */
+ * before any thread or worker starts. SIGPIPE must be ignored (main does):
+ * with CURLOPT_NOSIGNAL libcurl does not ignore it by itself. Redirects are
+ * followed to http/https only (at most FARM_FETCH_REDIRECTS_MAX), never from a
+ * server to a file:// URL. */
 #ifndef FARM_FETCH_H
 #define FARM_FETCH_H
 

@@ -170,6 +170,8 @@ struct rec {
 	volatile sig_atomic_t *flag;
 	char last_log[640];
 	unsigned log_lines;
+	unsigned long delays[8]; /* from "retrying in N ms" lines */
+	unsigned n_delays;
 };
 
 static void rec_progress(void *p, uint64_t done, uint64_t total)
@@ -187,6 +189,9 @@ static void rec_log(void *p, const char *line)
 	struct rec *r = p;
 	snprintf(r->last_log, sizeof r->last_log, "%s", line);
 	r->log_lines++;
+	const char *d = strstr(line, "retrying in ");
+	if (d && r->n_delays < 8)
+		r->delays[r->n_delays++] = strtoul(d + 12, NULL, 10);
 	if (r->cancel_on_log && r->flag && strstr(line, r->cancel_on_log))
 		*r->flag = 1;
 }
@@ -384,6 +389,9 @@ static void test_server_error_then_ok(void)
 	f.o.retries = 3;
 	expect_ok(&f, 3);
 	CU_ASSERT_EQUAL(f.r.status, 200);
+	CU_ASSERT_EQUAL(f.rec.n_delays, 2); /* backoff_ms, then doubled */
+	CU_ASSERT_EQUAL(f.rec.delays[0], 10);
+	CU_ASSERT_EQUAL(f.rec.delays[1], 20);
 	REQUESTS("/status/500/f500.bin", "- 500", "- 500", "- 200 10000");
 }
 
