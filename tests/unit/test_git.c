@@ -741,6 +741,7 @@ static void test_lock_busy(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(t.e.msg, "lock"));
 	close(fd);
 	CU_ASSERT_EQUAL(tmirror(&t, fx.src, "main"), 0);
+	tc_end(&t);
 }
 
 static void test_redact(void)
