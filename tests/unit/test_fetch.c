@@ -24,7 +24,7 @@ extern char **environ;
 
 #define FILE_SIZE 10000
 #define LOG_LINE 512
-#define SLOW_DELAY "2" /* seconds before each 64-byte piece of a /slow/ answer */
+#define SLOW_DELAY "3" /* seconds before each 64-byte piece of a /slow/ answer */
 
 static char tmp_dir[256], root_dir[300], log_path[300], port_path[300];
 static int http_port;
