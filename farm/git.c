@@ -403,9 +403,16 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
 	}
 	/* Nothing (more) to offer: stop here rather than let libgit2 ask again. */
 	c->auth_failed = 1;
-	git_error_set_str(GIT_ERROR_NET, c->ssh ? "authentication failed: no ssh-agent key accepted"
-						: "authentication failed: set MPFARM_GIT_TOKEN (and "
-						  "MPFARM_GIT_USER) to a token with read access");
+	const char *why;
+	if (c->ssh)
+		why = "authentication failed: no ssh-agent key was accepted (is SSH_AUTH_SOCK set and "
+		      "the key loaded? ssh-add -l)";
+	else if (c->tried_token)
+		why = "credentials rejected: check MPFARM_GIT_TOKEN (read access) and MPFARM_GIT_USER";
+	else
+		why = "the server asks for credentials: the repository does not exist, or it is "
+		      "private and MPFARM_GIT_TOKEN is not set (or the URL is not https://)";
+	git_error_set_str(GIT_ERROR_NET, why);
 	return GIT_EAUTH;
 }
 
@@ -645,7 +652,11 @@ static int fetch_err(struct farm_err *e, const struct cb_ctx *c, int g, const ch
 		return farm_err_set(e, FARM_EINTR, "fetch %s: cancelled", url);
 	const git_error *ge = git_error_last();
 	const char *m = ge && ge->message ? ge->message : "";
-	if (g == GIT_EAUTH || c->auth_failed)
+	if (c->auth_failed)
+		/* no credential offered at all: most likely no such repository */
+		return gerr(e, c->tried_agent || c->tried_token ? FARM_EIO : FARM_ENOTFOUND, g,
+			    "fetch %s", url);
+	if (g == GIT_EAUTH)
 		return gerr(e, FARM_EIO, g, "fetch %s", url);
 	if (g == GIT_ECERTIFICATE)
 		return gerr(e, FARM_EIO, g, "fetch %s (server certificate rejected)", url);

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -204,6 +207,14 @@ static void tc_begin(struct tc *t)
 	t->o.log = log_cb;
 	t->o.progress = progress_cb;
 	t->o.cb_p = &t->l;
+}
+
+static void no_proxy_env(void)
+{
+	static const char *const vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+					   "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
 }
 
 /* farm_git_mirror with t's options, results into t. */
@@ -770,11 +781,7 @@ static void test_redact(void)
 	 * without them (port 1 on loopback refuses at once) */
 	struct tc t;
 	tc_begin(&t);
-	unsetenv("http_proxy");
-	unsetenv("https_proxy");
-	unsetenv("HTTPS_PROXY");
-	unsetenv("all_proxy");
-	unsetenv("ALL_PROXY");
+	no_proxy_env();
 	int rc = tmirror(&t, "https://user:s3cretTok@127.0.0.1:1/x.git", "main");
 	CU_ASSERT(rc < 0);
 	CU_ASSERT_PTR_NULL(strstr(t.e.msg, "s3cretTok"));
@@ -782,6 +789,80 @@ static void test_redact(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(t.e.msg, "https://127.0.0.1:1/x.git"));
 	CU_ASSERT_PTR_NULL(t.l.b.data ? strstr(t.l.b.data, "s3cretTok") : NULL);
 	CU_ASSERT_PTR_NULL(strstr(t.path, "s3cretTok"));
+	tc_end(&t);
+}
+
+/* An HTTP server on loopback answering every request with 401; for each
+ * request it writes 'A' (had an Authorization header) or 'N' to report. */
+static pid_t http_401_server(int *port, int report)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 8) != 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &al) != 0)
+		return -1;
+	*port = ntohs(a.sin_port);
+	pid_t pid = fork();
+	if (pid != 0) {
+		close(ls);
+		return pid;
+	}
+	alarm(20); /* never outlive a broken test */
+	for (;;) {
+		int c = accept(ls, NULL, NULL);
+		if (c < 0)
+			_exit(0);
+		char req[8192];
+		size_t got = 0;
+		while (got + 1 < sizeof req && !memmem(req, got, "\r\n\r\n", 4)) {
+			ssize_t r = read(c, req + got, sizeof req - 1 - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		req[got] = '\0';
+		char mark = strcasestr(req, "\nAuthorization:") ? 'A' : 'N';
+		static const char resp[] = "HTTP/1.1 401 Unauthorized\r\n"
+					   "WWW-Authenticate: Basic realm=\"mpfarm\"\r\n"
+					   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+		if (write(c, resp, sizeof resp - 1) < 0 || write(report, &mark, 1) != 1)
+			_exit(1);
+		close(c);
+	}
+}
+
+static void test_credentials_over_http(void)
+{
+	struct tc t;
+	tc_begin(&t);
+	no_proxy_env();
+	int pfd[2], port = 0;
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid_t srv = http_401_server(&port, pfd[1]);
+	CU_ASSERT_FATAL(srv > 0);
+	close(pfd[1]);
+	char url[128];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/org/repo.git", port);
+
+	/* no token: asked for credentials, none to give: one clear error */
+	int rc = tmirror(&t, url, "main");
+	CU_ASSERT_EQUAL(rc, FARM_ENOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(t.e.msg, "credentials"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t.e.msg, url));
+	/* a token is never sent over plain http, and a refusal does not loop */
+	setenv("MPFARM_GIT_TOKEN", "s3cretTok", 1);
+	rc = tmirror(&t, url, "main");
+	unsetenv("MPFARM_GIT_TOKEN");
+	CU_ASSERT(rc < 0);
+	CU_ASSERT_PTR_NULL(strstr(t.e.msg, "s3cretTok"));
+	kill(srv, SIGTERM);
+	waitpid(srv, NULL, 0);
+	char marks[64];
+	ssize_t n = read(pfd[0], marks, sizeof marks);
+	close(pfd[0]);
+	CU_ASSERT(n >= 2 && n <= 4); /* about one request per call */
+	CU_ASSERT(n > 0 && !memchr(marks, 'A', (size_t)n));
 	tc_end(&t);
 }
 
@@ -832,6 +913,7 @@ int cu_register(void)
 		{"two processes update one mirror", test_two_processes},
 		{"lock held elsewhere is busy", test_lock_busy},
 		{"redaction", test_redact},
+		{"credentials over http", test_credentials_over_http},
 		{"cancel", test_cancel},
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
