@@ -334,6 +334,28 @@ cancelled:
 	return farm_err_set(e, FARM_EINTR, "%s: cancelled while waiting for its lock", what);
 }
 
+/* The cache entry CACHE/<sub>/<base><ext>: dir receives CACHE/<sub>
+ * (created when missing), path the entry's path (at most out_len - 1 bytes,
+ * the caller's buffer), and *lfd the flock of <path>.lock. Both buffers are
+ * FARM_GIT_PATH_MAX bytes. */
+static int cache_entry_lock(const struct farm_git_opts *o, const char *sub, const char *base,
+			    const char *ext, size_t out_len, const char *what, char *dir, char *path,
+			    int *lfd, struct farm_err *e)
+{
+	char lock[FARM_GIT_PATH_MAX];
+	int rc;
+	if ((rc = pathf(dir, FARM_GIT_PATH_MAX, e, what, "%s/%s", o->cache_dir, sub)) ||
+	    (rc = pathf(path, FARM_GIT_PATH_MAX, e, what, "%s/%s%s", dir, base, ext)) ||
+	    (rc = pathf(lock, sizeof lock, e, what, "%s.lock", path)))
+		return rc;
+	if (strlen(path) >= out_len)
+		return farm_err_set(e, FARM_ELIMIT, "%s: path %s longer than the caller's buffer",
+				    what, path);
+	if ((rc = mkdir_ok(dir, e)))
+		return rc;
+	return lock_take(o, lock, what, lfd, e);
+}
+
 static void lock_drop(int fd)
 {
 	if (fd >= 0)
@@ -724,6 +746,30 @@ out:
 	return rc;
 }
 
+/* A new repository in dir/tmp-<base>-XXXXXX (path in tmp, FARM_GIT_PATH_MAX
+ * bytes; "" when none was made), after removing the ones a dead process
+ * left. Called with the lock of <base> held. */
+static int tmp_repo_new(const struct farm_git_opts *o, const char *dir, const char *base,
+			int bare, const char *what, char *tmp, git_repository **r,
+			struct farm_err *e)
+{
+	char prefix[NAME_LEN_MAX + 40];
+	int rc, g;
+	tmp[0] = '\0';
+	snprintf(prefix, sizeof prefix, "tmp-%s-", base);
+	rm_stale(dir, prefix, o);
+	if ((rc = pathf(tmp, FARM_GIT_PATH_MAX, e, what, "%s/%sXXXXXX", dir, prefix)))
+		return rc;
+	if (!mkdtemp(tmp)) {
+		rc = farm_err_sys(e, FARM_ESYS, errno, "%s: mkdtemp %s", what, tmp);
+		tmp[0] = '\0';
+		return rc;
+	}
+	if ((g = git_repository_init(r, tmp, (unsigned)bare)) < 0)
+		return gerr(e, FARM_EIO, g, "%s: init %s", what, tmp);
+	return 0;
+}
+
 /* ---- public: mirror ---- */
 
 static int check_opts(const struct farm_git_opts *o, struct farm_err *e)
@@ -744,7 +790,7 @@ static int mirror_locked(const struct farm_git_opts *o, const char *url, const c
 			 git_oid *id, struct farm_git_fetch_stats *st, struct farm_err *e)
 {
 	git_repository *r = NULL;
-	char tmp[FARM_GIT_PATH_MAX], prefix[NAME_LEN_MAX + 40];
+	char tmp[FARM_GIT_PATH_MAX];
 	int rc = 0, g, exists = is_dir(path);
 
 	tmp[0] = '\0';
@@ -763,19 +809,10 @@ static int mirror_locked(const struct farm_git_opts *o, const char *url, const c
 		if (o->offline || (is_commit40(ref) && resolve_ref(r, ref, id) == 0))
 			goto resolve; /* nothing to fetch */
 	} else {
-		snprintf(prefix, sizeof prefix, "tmp-%s-", base);
-		rm_stale(gitdir, prefix, o);
-		if ((rc = pathf(tmp, sizeof tmp, e, url_red, "%s/%sXXXXXX", gitdir, prefix)))
+		char what[FARM_GIT_URL_MAX + 16];
+		snprintf(what, sizeof what, "mirror of %s", url_red);
+		if ((rc = tmp_repo_new(o, gitdir, base, 1, what, tmp, &r, e)))
 			goto out;
-		if (!mkdtemp(tmp)) {
-			rc = farm_err_sys(e, FARM_ESYS, errno, "mirror of %s: mkdtemp %s", url_red, tmp);
-			tmp[0] = '\0';
-			goto out;
-		}
-		if ((g = git_repository_init(&r, tmp, 1)) < 0) {
-			rc = gerr(e, FARM_EIO, g, "mirror of %s: init %s", url_red, tmp);
-			goto out;
-		}
 		git_config *cfg = NULL;
 		if (git_repository_config(&cfg, r) == 0) {
 			(void)git_config_set_string(cfg, "mpfarm.url", url_red);
@@ -836,7 +873,7 @@ int farm_git_mirror(const struct farm_git_opts *o, const char *url, const char *
 		    struct farm_git_fetch_stats *st, struct farm_err *e)
 {
 	char url_red[FARM_GIT_URL_MAX], base[NAME_LEN_MAX + 24], hash[17], name[NAME_LEN_MAX + 1];
-	char gitdir[FARM_GIT_PATH_MAX], path[FARM_GIT_PATH_MAX], lock[FARM_GIT_PATH_MAX];
+	char gitdir[FARM_GIT_PATH_MAX], path[FARM_GIT_PATH_MAX];
 	struct farm_git_fetch_stats dummy;
 	git_oid id;
 	int rc, lfd = -1;
@@ -863,20 +900,9 @@ int farm_git_mirror(const struct farm_git_opts *o, const char *url, const char *
 	if ((rc = sha256_hex16(url_red, hash, e)))
 		goto out;
 	snprintf(base, sizeof base, "%s-%s", name, hash);
-	if ((rc = pathf(gitdir, sizeof gitdir, e, "git cache", "%s/git", o->cache_dir)) ||
-	    (rc = pathf(path, sizeof path, e, url_red, "%s/%s.git", gitdir, base)) ||
-	    (rc = pathf(lock, sizeof lock, e, url_red, "%s.lock", path)))
-		goto out;
-	if (strlen(path) >= mirror_len) {
-		rc = farm_err_set(e, FARM_ELIMIT, "mirror path %s longer than the caller's buffer",
-				  path);
-		goto out;
-	}
-	if ((rc = mkdir_ok(gitdir, e)))
-		goto out;
 	char what[FARM_GIT_URL_MAX + 16];
 	snprintf(what, sizeof what, "mirror of %s", url_red);
-	if ((rc = lock_take(o, lock, what, &lfd, e)))
+	if ((rc = cache_entry_lock(o, "git", base, ".git", mirror_len, what, gitdir, path, &lfd, e)))
 		goto out;
 	rc = mirror_locked(o, url, url_red, ref, gitdir, base, path, &id, st, e);
 	if (rc)
@@ -937,26 +963,16 @@ static int checkout_locked(const struct farm_git_opts *o, const char *mirror, co
 			   struct farm_err *e)
 {
 	git_repository *r = NULL;
-	char tmp[FARM_GIT_PATH_MAX], gitdir[FARM_GIT_PATH_MAX], prefix[NAME_LEN_MAX + 40];
-	char label[FARM_GIT_PATH_MAX];
+	char tmp[FARM_GIT_PATH_MAX], gitdir[FARM_GIT_PATH_MAX], label[FARM_GIT_PATH_MAX];
 	int rc = 0, g;
 
 	tmp[0] = '\0';
 	if (is_dir(final))
 		return checkout_verify(final, id, e);
-	snprintf(prefix, sizeof prefix, "tmp-%s-", base);
-	rm_stale(srcdir, prefix, o);
-	if ((rc = pathf(tmp, sizeof tmp, e, final, "%s/%sXXXXXX", srcdir, prefix)))
+	char what[FARM_GIT_PATH_MAX + 16];
+	snprintf(what, sizeof what, "checkout %s", final);
+	if ((rc = tmp_repo_new(o, srcdir, base, 0, what, tmp, &r, e)))
 		goto out;
-	if (!mkdtemp(tmp)) {
-		rc = farm_err_sys(e, FARM_ESYS, errno, "checkout %s: mkdtemp %s", final, tmp);
-		tmp[0] = '\0';
-		goto out;
-	}
-	if ((g = git_repository_init(&r, tmp, 0)) < 0) {
-		rc = gerr(e, FARM_EIO, g, "checkout %s: init", final);
-		goto out;
-	}
 	git_repository_free(r);
 	r = NULL;
 	if ((rc = pathf(gitdir, sizeof gitdir, e, final, "%s/.git", tmp)) ||
@@ -990,7 +1006,7 @@ int farm_git_checkout(const struct farm_git_opts *o, const char *mirror, const c
 		      char *dir, size_t dir_len, struct farm_err *e)
 {
 	char name[NAME_LEN_MAX + 1], base[NAME_LEN_MAX + 16];
-	char srcdir[FARM_GIT_PATH_MAX], final[FARM_GIT_PATH_MAX], lock[FARM_GIT_PATH_MAX];
+	char srcdir[FARM_GIT_PATH_MAX], final[FARM_GIT_PATH_MAX];
 	git_oid id;
 	int rc, lfd = -1;
 
@@ -1015,20 +1031,9 @@ int farm_git_checkout(const struct farm_git_opts *o, const char *mirror, const c
 	for (char *p = base; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
 			*p = (char)(*p - 'A' + 'a');
-	if ((rc = pathf(srcdir, sizeof srcdir, e, "source cache", "%s/src", o->cache_dir)) ||
-	    (rc = pathf(final, sizeof final, e, base, "%s/%s", srcdir, base)) ||
-	    (rc = pathf(lock, sizeof lock, e, base, "%s.lock", final)))
-		goto out;
-	if (strlen(final) >= dir_len) {
-		rc = farm_err_set(e, FARM_ELIMIT, "checkout path %s longer than the caller's buffer",
-				  final);
-		goto out;
-	}
-	if ((rc = mkdir_ok(srcdir, e)))
-		goto out;
 	char what[FARM_GIT_PATH_MAX + 16];
 	snprintf(what, sizeof what, "checkout %s", base);
-	if ((rc = lock_take(o, lock, what, &lfd, e)))
+	if ((rc = cache_entry_lock(o, "src", base, "", dir_len, what, srcdir, final, &lfd, e)))
 		goto out;
 	if ((rc = checkout_locked(o, mirror, &id, srcdir, base, final, e)))
 		goto out;
