@@ -389,7 +389,7 @@ static int wait_vanish(struct uf2_priv *p, const struct runner_uf2_drive *d, str
 					    "(another chip's family? addresses outside its flash?); check "
 					    "the image and the board's mcu:", p->board, d->m.point,
 					    VANISH_TIMEOUT_MS);
-		sleep_ms(POLL_MS / 2);
+		sleep_ms(POLL_MS / 5);
 	}
 	runner_logf(ctx, "uf2: drive %s gone %lld ms after the copy: the board is restarting",
 		    d->m.point, farm_now_ms() - t0);

@@ -230,4 +230,7 @@ cat "$WORK/run-f.out"
 grep -q "vanish after 100 blocks" "$WORK/f.log" || fail "the fault was not injected"
 grep -Eq "vanished after [0-9]+ of $NBLK blocks" "$WORK/run-f.out" || fail "the error does not give the count"
 
+cleanup
+trap - EXIT
+if grep -l "Sanitizer\|runtime error" "$WORK"/*.err; then fail "uf2sim: sanitizer report (above files)"; fi
 echo "PASS"

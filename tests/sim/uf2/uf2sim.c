@@ -110,6 +110,7 @@ struct sim {
 	uint32_t total;
 	uint8_t *seen;
 	uint32_t n_seen, accepted_all;
+	long long first_us;   /* when the first good block arrived */
 	int rebooting, unmounted;
 	int ending;           /* main is exiting: the reboot thread may end */
 	pthread_cond_t end_cond;
@@ -125,6 +126,13 @@ static long long ms_since(const struct sim *s)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)(t.tv_sec - s->t0.tv_sec) * 1000 + (t.tv_nsec - s->t0.tv_nsec) / 1000000;
+}
+
+static long long us_since(const struct sim *s)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)(t.tv_sec - s->t0.tv_sec) * 1000000 + (t.tv_nsec - s->t0.tv_nsec) / 1000;
 }
 
 static void ev(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -429,6 +437,7 @@ static void take_block(struct sim *s, struct file *f, size_t unit, const uint8_t
 			ev(s, "out of memory");
 			return;
 		}
+		s->first_us = us_since(s);
 		ev(s, "first block: %u blocks announced", total);
 	}
 	const struct region *g = &s->mcu->regions[region];
@@ -444,7 +453,8 @@ static void take_block(struct sim *s, struct file *f, size_t unit, const uint8_t
 		if (vanish)
 			ev(s, "vanish after %u blocks (fault injected)", s->accepted_all);
 		else
-			ev(s, "complete %u blocks", s->total);
+			ev(s, "complete %u blocks, %lld us after the first", s->total,
+			   us_since(s) - s->first_us);
 		s->rebooting = 1 + vanish;
 		if (pthread_create(&s->reboot_thread, NULL, reboot_main, s) == 0)
 			s->have_thread = 1;
@@ -935,8 +945,10 @@ int main(int argc, char **argv)
 			ev(s, "cannot write %s", s->ready);
 	}
 	int rc = fuse_loop(s->fuse);
-	if (claim_unmount(s))
-		fuse_unmount(s->fuse);
+	/* Always: it also frees libfuse's copy of the mount point (a second
+	 * unmount of a lazily unmounted drive fails harmlessly). */
+	claim_unmount(s);
+	fuse_unmount(s->fuse);
 	fuse_destroy(s->fuse);
 	stop_session = NULL;
 	ev(s, "fuse loop ended (%d)", rc);
