@@ -1,6 +1,10 @@
-# Shared helpers for the USB-harness tests (sourced). Expects WORK set.
+# Shared helpers for the USB-harness tests (sourced). Expects WORK set; makes
+# it absolute (scripts it writes and clients that change directory use it).
+case $WORK in /*) ;; *) WORK=$PWD/$WORK ;; esac
 rm -rf "$WORK"; mkdir -p "$WORK/tmp"
-export TMPDIR=$WORK/tmp      # umockdev testbeds: a crash leaves them here
+# umockdev testbeds: a crash leaves them here (usbsim falls back to /tmp when
+# this path is too long for the testbed's socket paths)
+export TMPDIR=$WORK/tmp
 export NO_COLOR=1
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

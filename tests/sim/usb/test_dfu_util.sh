@@ -152,7 +152,7 @@ sys.exit(0 if (rcs, events) == want[sys.argv[1]] else 1)
 PY
 usim hotplug "a=dfuse:fault=gone@3" -- python3 "$WORK/probe.py" gone ||
   { cat "$U/out"; fail "libusb did not see the unplug as NO_DEVICE and a hotplug LEFT event"; }
-ev_expect "$U/events.log" "a device gone (fault, request 4)" "a unplug"
+ev_expect "$U/events.log" "a device gone (fault, request 4)" "a uevent remove sent to 1 listener(s)" "a unplug"
 usim hang "a=dfuse:fault=stall@1+hang@3" -- python3 "$WORK/probe.py" hang ||
   { cat "$U/out"; fail "libusb did not see a STALL then timeouts"; }
 ev_expect "$U/events.log" "a stall (fault, request 1)" "a hang (fault, request 3 never completes)" \

@@ -22,10 +22,23 @@
  * The event log (--log, default stderr) has one line per event:
  * "<ms since start> <NAME> <text>".
  *
+ * The "remove" uevent is built and sent here (send_uevent), not by
+ * umockdev_testbed_uevent(): that one needs this process to run under the
+ * preload library (it looks the device up with libudev) and aborts when a
+ * client closes its monitor while the event is in flight. usbsim itself is
+ * therefore never preloaded; only CLIENT is.
+ *
+ * umockdev's sockets live under its testbed directory (TMPDIR/umockdev.XXXXXX)
+ * and a socket path has at most 107 bytes: a relative TMPDIR is made absolute
+ * and one too long for the sockets is replaced by /tmp (testbed_tmpdir).
+ *
  * Threads: main (spawns and waits for CLIENT), a loop that unplugs devices,
  * and umockdev's ioctl thread. Device state is guarded by one mutex. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <sys/ioctl.h>
 #include <linux/usbdevice_fs.h>
 #include <poll.h>
@@ -38,6 +51,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <umockdev.h>
@@ -82,6 +97,7 @@ struct harness {
 	volatile int stop;
 	FILE *log;
 	long long t0;
+	unsigned long long seqnum;  /* of the uevents sent */
 };
 
 static long long now_ms(void)
@@ -476,14 +492,158 @@ static int plug(struct harness *h, struct dev *d)
 	return 0;
 }
 
+/* ------------------------------------------------------------- uevents */
+
+/* The header libudev puts before a uevent's properties (systemd's
+ * device-monitor.c, monitor_netlink_header); receivers check prefix, magic
+ * and the subsystem/devtype hashes (their socket filter). */
+struct uevent_hdr {
+	char prefix[8];             /* "libudev" */
+	uint32_t magic;             /* 0xfeedcafe, network order */
+	uint32_t header_size;
+	uint32_t properties_off;
+	uint32_t properties_len;
+	uint32_t filter_subsystem_hash; /* network order */
+	uint32_t filter_devtype_hash;   /* network order */
+	uint32_t filter_tag_bloom_hi;
+	uint32_t filter_tag_bloom_lo;
+};
+
+/* MurmurHash2 (seed = length), as libudev hashes the filter strings. */
+static uint32_t murmur2(const char *str)
+{
+	const uint32_t m = 0x5bd1e995;
+	size_t len = strlen(str);
+	const unsigned char *p = (const unsigned char *)str;
+	uint32_t hash = (uint32_t)len;
+	for (; len >= 4; len -= 4, p += 4) {
+		uint32_t k;
+		memcpy(&k, p, 4);
+		k *= m;
+		k ^= k >> 24;
+		k *= m;
+		hash = hash * m ^ k;
+	}
+	switch (len) {
+	case 3:
+		hash ^= (uint32_t)p[2] << 16;
+		/* fall through */
+	case 2:
+		hash ^= (uint32_t)p[1] << 8;
+		/* fall through */
+	case 1:
+		hash ^= p[0];
+		hash *= m;
+	}
+	hash ^= hash >> 13;
+	hash *= m;
+	return hash ^ (hash >> 15);
+}
+
+/* Appends "KEY=VALUE\0"; returns the new length, or sizeof buf's worth on overflow. */
+static size_t prop_add(char *buf, size_t size, size_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t prop_add(char *buf, size_t size, size_t off, const char *fmt, ...)
+{
+	if (off >= size)
+		return size;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + off, size - off, fmt, ap);
+	va_end(ap);
+	return n < 0 || (size_t)n >= size - off ? size : off + (size_t)n + 1;
+}
+
+/* Sends uevent ACTION for device d to every uevent listener of the testbed
+ * (the sockets umockdev's preload library binds as TESTBED/eventN for a
+ * client's udev monitor, libusb's hotplug among them). A listener that has
+ * gone away meanwhile (ECONNREFUSED, ENOENT) is skipped; its socket file is
+ * removed as umockdev does. Logs the number of listeners reached. */
+static void send_uevent(struct harness *h, struct dev *d, const char *action)
+{
+	const struct dfu_model_config *c = dfu_model_get_config(d->m);
+	char props[1024];
+	size_t n = 0;
+	int delivered = 0, gone = 0;
+	pthread_mutex_lock(&h->lock);
+	unsigned long long seq = ++h->seqnum;
+	pthread_mutex_unlock(&h->lock);
+	n = prop_add(props, sizeof props, n, "ACTION=%s", action);
+	n = prop_add(props, sizeof props, n, "DEVPATH=%s", d->sys + 4); /* without "/sys" */
+	n = prop_add(props, sizeof props, n, "SUBSYSTEM=usb");
+	n = prop_add(props, sizeof props, n, "DEVNAME=%s", d->node);
+	n = prop_add(props, sizeof props, n, "DEVTYPE=usb_device");
+	n = prop_add(props, sizeof props, n, "PRODUCT=%x/%x/%x", c->vid, c->pid, c->bcd_device);
+	n = prop_add(props, sizeof props, n, "TYPE=0/0/0");
+	n = prop_add(props, sizeof props, n, "BUSNUM=%03u", d->bus);
+	n = prop_add(props, sizeof props, n, "DEVNUM=%03u", d->devnum);
+	n = prop_add(props, sizeof props, n, "SEQNUM=%llu", seq);
+	char note[PATH_MAX + 64] = "";
+	if (n >= sizeof props) {
+		snprintf(note, sizeof note, "; not sent: properties too long");
+		goto out;
+	}
+	struct uevent_hdr hdr = {
+		.prefix = "libudev",
+		.magic = htonl(0xfeedcafe),
+		.header_size = sizeof hdr,
+		.properties_off = sizeof hdr,
+		.properties_len = (uint32_t)n,
+		.filter_subsystem_hash = htonl(murmur2("usb")),
+		.filter_devtype_hash = htonl(murmur2("usb_device")),
+	};
+	struct iovec iov[2] = {{.iov_base = &hdr, .iov_len = sizeof hdr}, {.iov_base = props, .iov_len = n}};
+
+	char *root = umockdev_testbed_get_root_dir(h->tb);
+	char pattern[PATH_MAX];
+	snprintf(pattern, sizeof pattern, "%s/event[0-9]*", root);
+	g_free(root);
+	glob_t gl;
+	int g = glob(pattern, GLOB_NOSORT, NULL, &gl);
+	for (size_t i = 0; g == 0 && i < gl.gl_pathc; i++) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		if (strlen(gl.gl_pathv[i]) >= sizeof sa.sun_path) {
+			snprintf(note, sizeof note, "; socket path too long: %s", gl.gl_pathv[i]);
+			continue;
+		}
+		memcpy(sa.sun_path, gl.gl_pathv[i], strlen(gl.gl_pathv[i]) + 1);
+		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(note, sizeof note, "; socket: %s", strerror(errno));
+			break;
+		}
+		struct msghdr msg = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = iov, .msg_iovlen = 2};
+		ssize_t r;
+		while ((r = sendmsg(fd, &msg, 0)) < 0 && errno == EINTR)
+			;
+		if (r >= 0) {
+			delivered++;
+		} else if (errno == ECONNREFUSED || errno == ENOENT) {
+			gone++;     /* the client closed its monitor (or exited) */
+			if (errno == ECONNREFUSED)
+				unlink(sa.sun_path);
+		} else {
+			snprintf(note, sizeof note, "; %s: %s", sa.sun_path, strerror(errno));
+		}
+		close(fd);
+	}
+	if (g == 0)
+		globfree(&gl);
+	else if (g != GLOB_NOMATCH)
+		snprintf(note, sizeof note, "; cannot list the listeners %s", pattern);
+out:
+	pthread_mutex_lock(&h->lock);
+	hlog(h, d, "uevent %s sent to %d listener(s), %d gone%s", action, delivered, gone, note);
+	pthread_mutex_unlock(&h->lock);
+}
+
 /* Called from the loop without the lock. */
 static void unplug(struct harness *h, struct dev *d)
 {
 	if (!d->plugged)
 		return;
 	d->plugged = 0;
-	/* the kernel's order: the device is gone, a "remove" uevent follows */
-	umockdev_testbed_uevent(h->tb, d->sys, "remove");
+	/* the kernel's order (device_del): the "remove" uevent, then the sysfs directory goes */
+	send_uevent(h, d, "remove");
 	umockdev_testbed_remove_device(h->tb, d->sys);
 	/* umockdev leaves the bus link behind (a later device at the same location would trip over it) */
 	char *root = umockdev_testbed_get_root_dir(h->tb);
@@ -532,26 +692,32 @@ static int usage(void)
 	return 2;
 }
 
-/* The harness runs under the preload library itself, as umockdev's own
- * tests do: umockdev_testbed_uevent() looks the device up with libudev in
- * this process, which must see the testbed's /sys. Re-executes once. */
-static void preload_self(char **argv)
+/* TMPDIR for umockdev's testbed directory: absolute (clients may change
+ * directory; umockdev resolves UMOCKDEV_DIR as given) and short enough for
+ * the socket paths under it (TESTBED/ioctl/dev/bus/usb/BBB/DDD, TESTBED/eventN:
+ * at most 107 bytes). A longer one (a deeply nested build directory) gives way
+ * to /tmp. out gets the absolute TMPDIR for the client. */
+static int testbed_tmpdir(char *out, size_t size, const char **use)
 {
-	if (getenv("USBSIM_ORIG_PRELOAD"))
-		return;
-	const char *old = getenv("LD_PRELOAD");
-	setenv("USBSIM_ORIG_PRELOAD", old ? old : "", 1);
-	char *pre = g_strdup_printf("libumockdev-preload.so.0%s%s", old && *old ? ":" : "", old ? old : "");
-	setenv("LD_PRELOAD", pre, 1);
-	g_free(pre);
-	execv("/proc/self/exe", argv);
-	/* no re-exec: uevents will not reach the client (reported when sent) */
-	setenv("LD_PRELOAD", old ? old : "", 1);
+	const char *t = getenv("TMPDIR");
+	if (!t || !*t)
+		t = "/tmp";
+	if (t[0] == '/') {
+		snprintf(out, size, "%s", t);
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof cwd))
+			return -1;
+		snprintf(out, size, "%s/%s", cwd, t);
+	}
+	/* "/umockdev.XXXXXX" + "/ioctl/dev/bus/usb/BBB/DDD", with room to spare */
+	*use = strlen(out) + 16 + 32 < sizeof ((struct sockaddr_un *)0)->sun_path ? out : "/tmp";
+	return 0;
 }
 
 static int spawn_client(pid_t *pid, char **argv)
 {
-	const char *old = getenv("USBSIM_ORIG_PRELOAD");
+	const char *old = getenv("LD_PRELOAD");
 	const char *asan = getenv("ASAN_OPTIONS");
 	char *e_pre = g_strdup_printf("LD_PRELOAD=libumockdev-preload.so.0%s%s", old && *old ? ":" : "",
 				      old ? old : "");
@@ -564,8 +730,7 @@ static int spawn_client(pid_t *pid, char **argv)
 	if (!envp)
 		return ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "ASAN_OPTIONS=", 13) &&
-		    strncmp(environ[i], "USBSIM_ORIG_PRELOAD=", 20))
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "ASAN_OPTIONS=", 13))
 			envp[k++] = environ[i];
 	envp[k++] = e_pre;
 	envp[k++] = e_asan;
@@ -620,7 +785,6 @@ int main(int argc, char **argv)
 	struct harness *h = &H;
 	const char *log_path = NULL, *dump_dir = NULL, *info_path = NULL;
 	int ci = 1;
-	preload_self(argv);
 	h->log = stderr;
 	pthread_mutex_init(&h->lock, NULL);
 	for (; ci < argc; ci++) {
@@ -687,7 +851,15 @@ int main(int argc, char **argv)
 			}
 		d->devnum = next_devnum[d->bus] ? ++next_devnum[d->bus] : (next_devnum[d->bus] = 2);
 	}
+	char tmpdir[PATH_MAX];
+	const char *tb_tmp;
+	if (testbed_tmpdir(tmpdir, sizeof tmpdir, &tb_tmp) < 0) {
+		perror("usbsim: TMPDIR");
+		return 2;
+	}
+	setenv("TMPDIR", tb_tmp, 1);   /* read once, by the testbed's g_dir_make_tmp() */
 	h->tb = umockdev_testbed_new();
+	setenv("TMPDIR", tmpdir, 1);
 	for (int i = 0; i < h->ndev; i++)
 		if (plug(h, &h->dev[i]) < 0)
 			return 2;
