@@ -310,7 +310,7 @@ static int cache_list(const char *dir, int json)
 			fprintf(stdout, "%-5s %-12s %-6s %10s %-5s %-5s %s\n", "KIND", "SHA256", "FORMAT",
 				"SIZE", "MADE", "USED", "WHAT");
 		for (size_t i = 0; i < n; i++) {
-			char sz[32], made[16], used[16], what[FARM_FWCACHE_TEXT_MAX + 64];
+			char sz[32], made[32], used[32], what[FARM_FWCACHE_TEXT_MAX + 64];
 			human_size(v[i].size, sz, sizeof sz);
 			age(now, v[i].created, made, sizeof made);
 			age(now, v[i].used, used, sizeof used);

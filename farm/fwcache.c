@@ -198,9 +198,12 @@ static void put_line(FILE *f, const char *k, const char *v)
 	fputc('\n', f);
 }
 
+/* Copy v into dst[len], cut to fit. */
 static void copy_field(char *dst, size_t len, const char *v)
 {
-	snprintf(dst, len, "%s", v);
+	size_t n = strnlen(v, len - 1);
+	memcpy(dst, v, n);
+	dst[n] = '\0';
 }
 
 static int parse_entry(const char *text, struct farm_fwcache_entry *ent)

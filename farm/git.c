@@ -1199,7 +1199,8 @@ static int sub_make(const struct farm_git_opts *o, git_repository *r, git_submod
 		goto out;
 	}
 	snprintf(label, sizeof label, "checkout %s", path);
-	snprintf(where, sizeof where, "submodule %s from mirror %s", path, mirror);
+	if (snprintf(where, sizeof where, "submodule %.200s from mirror %s", path, mirror) < 0)
+		where[0] = '\0';
 	rc = checkout_commit(o, sub, want, label, where, e);
 out:
 	git_repository_free(sub);

@@ -767,7 +767,7 @@ int runner_dfu_can_read(const struct runner_dfu *d, const struct farm_image *img
 	for (size_t i = 0; img && i < img->n_segs; i++) {
 		uint64_t a = img->segs[i].addr, end = a + img->segs[i].len;
 		while (a < end) {
-			uint32_t start;
+			uint32_t start = (uint32_t)a;
 			const struct runner_dfu_sectors *g =
 				runner_dfu_layout_sector(&d->layout, (uint32_t)a, &start);
 			if (!g || !(g->flags & RUNNER_DFU_MEM_READ))

@@ -33,7 +33,8 @@ static void scratch_init(struct scratch *s)
 
 static void path_of(const struct scratch *s, char *out, size_t cap, const char *rel)
 {
-	snprintf(out, cap, "%s/%s", s->root, rel);
+	int n = snprintf(out, cap, "%s/%s", s->root, rel);
+	CU_ASSERT_TRUE(n > 0 && (size_t)n < cap);
 }
 
 static void mkdirs(const struct scratch *s, const char *rel)
