@@ -12,6 +12,7 @@
 #include "firmware.h"
 #include "fwcache.h"
 #include "fwget.h"
+#include "jsonl.h"
 #include "junit.h"
 #include "result.h"
 #include "ydoc.h"
@@ -253,19 +254,13 @@ static void age(time_t now, time_t t, char *out, size_t len)
 		snprintf(out, len, "%lldd", s / 86400);
 }
 
+/* s as a JSON string (farm_json_string: control bytes escaped, bad UTF-8 replaced). */
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	struct farm_buf b = { 0 };
+	if (farm_json_string(&b, s, strlen(s)) == 0 && b.data)
+		fwrite(b.data, 1, b.len, f);
+	farm_buf_free(&b);
 }
 
 static int cache_list(const char *dir, int json)

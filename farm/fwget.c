@@ -714,6 +714,18 @@ static void log_error_line(const char *path, char *out, size_t len)
 	farm_buf_free(&tail);
 }
 
+/* Write b into a new file at path. */
+static int write_new_file(const char *path, const struct farm_buf *b, struct farm_err *e)
+{
+	FILE *f = fopen(path, "wbx");
+	int rc = 0;
+	if (!f || fwrite(b->data, 1, b->len, f) != b->len)
+		rc = farm_err_sys(e, FARM_EIO, errno, "cannot write %s", path);
+	if (f && fclose(f) && rc == 0)
+		rc = farm_err_sys(e, FARM_EIO, errno, "cannot write %s", path);
+	return rc;
+}
+
 /* The build ended with status st: store its artifact. */
 static void finish_build(struct fw_state *s, struct fkey *k, int st)
 {
@@ -745,27 +757,12 @@ static void finish_build(struct fw_state *s, struct fkey *k, int st)
 		return;
 	}
 	rc = farm_fwcache_tmp_path(&s->g->cache, "build", tmp, sizeof tmp, &e);
-	if (rc == 0 && is_set) {
-		rc = farm_image_write_bin(img, 0xff, &flat, &e);
-		if (rc == 0) {
-			FILE *f = fopen(tmp, "wbx");
-			if (!f || fwrite(flat.data, 1, flat.len, f) != flat.len)
-				rc = farm_err_sys(&e, FARM_EIO, errno, "cannot write %s", tmp);
-			if (f && fclose(f) && rc == 0)
-				rc = farm_err_sys(&e, FARM_EIO, errno, "cannot write %s", tmp);
-		}
-	} else if (rc == 0) {
-		struct farm_buf raw = { 0 };
-		rc = farm_buf_read_file(&raw, art, FARM_IMAGE_MAX_BYTES, &e);
-		if (rc == 0) {
-			FILE *f = fopen(tmp, "wbx");
-			if (!f || fwrite(raw.data, 1, raw.len, f) != raw.len)
-				rc = farm_err_sys(&e, FARM_EIO, errno, "cannot write %s", tmp);
-			if (f && fclose(f) && rc == 0)
-				rc = farm_err_sys(&e, FARM_EIO, errno, "cannot write %s", tmp);
-		}
-		farm_buf_free(&raw);
-	}
+	/* the file to cache: an ESP set merged into one raw image, else the artifact as is */
+	if (rc == 0)
+		rc = is_set ? farm_image_write_bin(img, 0xff, &flat, &e)
+			    : farm_buf_read_file(&flat, art, FARM_IMAGE_MAX_BYTES, &e);
+	if (rc == 0)
+		rc = write_new_file(tmp, &flat, &e);
 	farm_buf_free(&flat);
 	memset(&k->ent, 0, sizeof k->ent);
 	snprintf(k->ent.kind, sizeof k->ent.kind, "build");
@@ -842,6 +839,19 @@ static void run_builds(struct fw_state *s, unsigned par, unsigned jobs)
 
 /* ---- the phase ---- */
 
+/* Take k from the cache when it is there (its image checked); 1 if so. */
+static int use_cached(struct fw_state *s, struct fkey *k)
+{
+	struct farm_err e = { 0 };
+	if (farm_fwcache_lookup(&s->g->cache, k->key, &k->ent, &e))
+		return 0;
+	farm_fwcache_image_path(&s->g->cache, &k->ent, k->path, sizeof k->path);
+	if (farm_fwcache_log_path(&s->g->cache, k->keyhash, k->log_path, sizeof k->log_path))
+		k->log_path[0] = '\0';
+	k->done = k->cached = 1;
+	return 1;
+}
+
 static void take_key_locks(struct fw_state *s)
 {
 	/* in key-hash order, so two processes never wait on each other crosswise */
@@ -867,13 +877,7 @@ static void take_key_locks(struct fw_state *s)
 		}
 		best->lock_fd = fd;
 		/* another process may have made it while we waited */
-		if (farm_fwcache_lookup(&s->g->cache, best->key, &best->ent, &e) == 0) {
-			farm_fwcache_image_path(&s->g->cache, &best->ent, best->path, sizeof best->path);
-			if (farm_fwcache_log_path(&s->g->cache, best->keyhash, best->log_path,
-						  sizeof best->log_path))
-				best->log_path[0] = '\0';
-			best->done = best->cached = 1;
-		}
+		use_cached(s, best);
 	}
 }
 
@@ -883,16 +887,9 @@ static void lookup_cached(struct fw_state *s, int fetch_only)
 		struct fkey *k = &s->keys[i];
 		if (k->done || (fetch_only && k->kind != FARM_FWGET_FETCH))
 			continue;
-		struct farm_err e = { 0 };
-		if (farm_fwcache_lookup(&s->g->cache, k->key, &k->ent, &e) == 0) {
-			farm_fwcache_image_path(&s->g->cache, &k->ent, k->path, sizeof k->path);
-			if (farm_fwcache_log_path(&s->g->cache, k->keyhash, k->log_path,
-						  sizeof k->log_path))
-				k->log_path[0] = '\0';
-			k->done = k->cached = 1;
+		if (use_cached(s, k))
 			note(s, k->label, k->kind == FARM_FWGET_FETCH ? "fetch" : "build",
 			     "cached: %s image, sha256 %.12s...", k->ent.format, k->ent.sha256);
-		}
 	}
 }
 
